@@ -1,0 +1,472 @@
+"""The RunConfig tree: one structured dataclass per pipeline stage, loaded from a recipe YAML plus overrides.
+
+Defaults are the official SRUM values (shared/design/srum.md; section numbers cited per field group), so a recipe
+only states what differs. `load_config` validates everything once at start: unknown keys, wrong types, bad enum
+values, missing required values and bad combinations all raise `ConfigError` naming the dotted key and the fix.
+File existence is checked separately by `check_paths`, so tests and dry runs can build configs without weights.
+"""
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+import yaml
+from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf.errors import (
+    ConfigKeyError,
+    MissingMandatoryValue,
+    OmegaConfBaseException,
+    ValidationError,
+)
+
+from srum.models.registry import BACKENDS  # names only; no model code is imported
+from srum.utils.io import atomic_write_text
+DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
+LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
+# A str, not an Enum: OmegaConf matches enum *names*, and "global" is a Python keyword.
+CFG_RENORM_TYPES: tuple[str, ...] = ("global", "channel", "text_channel")
+
+# Example values shown when a required key is missing.
+_REQUIRED_HINTS: dict[str, str] = {
+    "model.path": "/path/to/BAGEL-7B-MoT",
+    "regions.sam_path": "/path/to/sam-vit-huge",
+    "generate.prompts": "/path/to/train_comp.json",
+}
+
+
+class ConfigError(ValueError):
+    """A config value or combination is invalid; the message names the dotted key and what to change."""
+
+
+class JudgeMode(str, Enum):
+    logits = "logits"  # expected score over the answer tokens' distribution: no parsing, never fails
+    text = "text"  # official: greedy answer text, parse "Score:" lines, retry, counted fallback
+
+
+class Constraint(str, Enum):
+    kl = "kl"  # velocity match to a frozen copy of the base model (the paper's stated "KL" term)
+    anchor = "anchor"  # official: unweighted flow matching to the same self-generated image
+    none = "none"
+
+
+class RewardMapKind(str, Enum):
+    official = "official"  # max over a 0.5 base, times (g+1)/2: negative region scores are inert (srum.md §2)
+    signed = "signed"  # centred at 0 so bad regions lower the weight (srum.md §5.1-2)
+
+
+class RegionProposer(str, Enum):
+    sam = "sam"  # SAM automatic mask generator (official)
+    components = "components"  # connected colour components: exact and cheap for the shapes world
+
+
+class DistBackend(str, Enum):
+    auto = "auto"  # nccl when CUDA is available, else gloo
+    gloo = "gloo"
+    nccl = "nccl"
+
+
+class EvalJudge(str, Enum):
+    vlm = "vlm"  # official protocol: a VLM (Qwen2.5-VL) rates 0-100 (srum.md §4)
+    official = "official"  # T2I-CompBench's own metrics (BLIP-VQA, CLIPScore, detector)
+    shapes = "shapes"  # the shapes-world pixel oracle
+
+
+class EvalVariant(str, Enum):
+    think = "think"
+    no_think = "no_think"
+
+
+def _check_pair(key: str, value: Any, lo: float | None = None, hi: float | None = None) -> tuple[float, float]:
+    """Return `value` as a 2-tuple of floats; OmegaConf < 2.4 hands tuple fields over as lists."""
+    pair = tuple(float(v) for v in value)
+    if len(pair) != 2:
+        raise ConfigError(f"{key}={list(value)} must have exactly 2 numbers")
+    for v in pair:
+        if (lo is not None and v < lo) or (hi is not None and v > hi):
+            raise ConfigError(f"{key}={list(pair)}: each value must lie in [{lo}, {hi}]")
+    return pair  # type: ignore[return-value]
+
+
+def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
+    if value < 0 or (value == 0 and not allow_zero):
+        raise ConfigError(f"{key}={value} must be {'>= 0' if allow_zero else '> 0'}")
+
+
+@dataclass
+class ModelConfig:
+    """Which unified model to load and where it lives."""
+
+    backend: str = "bagel"  # one of BACKENDS
+    path: str = MISSING  # local folder with the weights (BAGEL: ema.safetensors, ae.safetensors, tokenizer, configs)
+    preset: str | None = None  # size preset of the backend (e.g. "tiny", "7b-mot"); None = read the folder's config
+    dtype: str = "auto"  # parameter dtype: auto (fp32 on CPU, bf16 on GPU) | float32 | bfloat16
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"model.backend={self.backend!r} is not a known backend; expected one of {sorted(BACKENDS)}")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"model.dtype={self.dtype!r}; expected one of {list(DTYPES)}")
+        dev = self.device
+        if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+            raise ConfigError(f"model.device={dev!r}; expected auto, cpu, cuda or cuda:N")
+
+
+@dataclass
+class GenerateConfig:
+    """Stage 1: one image per prompt with the base model (srum.md §1.2)."""
+
+    prompts: str = MISSING  # JSON list of {Question, Category, Question_id} (SRUM's train_comp.json)
+    think: bool = True  # write a plan first, then generate conditioned on it
+    max_think_tokens: int = 1000  # greedy plan length cap
+    images_per_prompt: int = 1
+    resolution: int = 1024  # square side in pixels; a multiple of 16 (one latent token per 16 px)
+    num_timesteps: int = 50  # grid points from t=1 to t=0: num_timesteps - 1 Euler steps
+    timestep_shift: float = 3.0  # t' = s*t / (1 + (s-1)*t)
+    cfg_text_scale: float = 4.0
+    cfg_img_scale: float = 1.0  # 1.0 = off
+    cfg_interval: tuple[float, float] = (0.4, 1.0)  # guidance active only for lo < t <= hi
+    cfg_renorm_type: str = "global"  # one of CFG_RENORM_TYPES
+    cfg_renorm_min: float = 0.0
+    batch_size: int = 1  # prompts per forward on each rank
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        self.cfg_interval = _check_pair("generate.cfg_interval", self.cfg_interval, 0.0, 1.0)
+        if self.cfg_interval[0] >= self.cfg_interval[1]:
+            raise ConfigError(f"generate.cfg_interval={list(self.cfg_interval)}: lo must be < hi")
+        if self.cfg_renorm_type not in CFG_RENORM_TYPES:
+            raise ConfigError(f"generate.cfg_renorm_type={self.cfg_renorm_type!r}; expected one of {list(CFG_RENORM_TYPES)}")
+        if self.resolution <= 0 or self.resolution % 16:
+            raise ConfigError(f"generate.resolution={self.resolution} must be a positive multiple of 16")
+        if self.num_timesteps < 2:
+            raise ConfigError(f"generate.num_timesteps={self.num_timesteps} must be >= 2 (it counts grid points)")
+        if self.think and self.max_think_tokens <= 0:
+            raise ConfigError(f"generate.max_think_tokens={self.max_think_tokens} must be > 0 with think=true")
+        for key in ("images_per_prompt", "batch_size"):
+            _check_positive(f"generate.{key}", getattr(self, key))
+        for key in ("timestep_shift", "cfg_text_scale", "cfg_img_scale"):
+            _check_positive(f"generate.{key}", getattr(self, key))
+
+
+@dataclass
+class RegionsConfig:
+    """Stage 2a: region proposals per image (srum.md §1.3); SAM settings are the automatic generator's defaults."""
+
+    proposer: RegionProposer = RegionProposer.sam
+    sam_path: str | None = None  # local transformers SamModel folder (ViT-H); required when proposer=sam
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.88
+    stability_score_thresh: float = 0.95
+    stability_score_offset: float = 1.0
+    box_nms_thresh: float = 0.7
+    max_regions: int = 10  # keep the largest masks by pixel area
+
+    def __post_init__(self) -> None:
+        for key in ("points_per_side", "points_per_batch", "max_regions"):
+            _check_positive(f"regions.{key}", getattr(self, key))
+        for key in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh"):
+            v = getattr(self, key)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"regions.{key}={v} must lie in [0, 1]")
+
+
+@dataclass
+class JudgeConfig:
+    """Stage 2b: the model scores its own images, per region and globally, in [-1, 1] (srum.md §1.4)."""
+
+    mode: JudgeMode = JudgeMode.text
+    think: bool = True  # reason inside think tags before answering
+    global_layout: bool = True  # also ask for the global layout score
+    sample_level_only: bool = False  # ablation: one whole-image score replaces the regional step
+    max_image_side: int = 980  # the understanding encoder sees at most this many pixels per side
+    max_regional_tokens: int = 4096  # thinking + answer
+    max_global_tokens: int = 1024
+    max_retries: int = 5  # text mode: retries when nothing parses
+    retry_temperature: float = 0.0  # 0 = greedy retries (official; they repeat the same answer)
+    clamp_scores: bool = False  # official never clamps to [-1, 1]
+    batch_size: int = 1
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigError(f"judge.max_retries={self.max_retries} must be >= 0")
+        _check_positive("judge.retry_temperature", self.retry_temperature, allow_zero=True)
+        for key in ("max_image_side", "max_regional_tokens", "max_global_tokens", "batch_size"):
+            _check_positive(f"judge.{key}", getattr(self, key))
+
+
+@dataclass
+class RewardConfig:
+    """Stage 3: scores → per-pixel reward map (srum.md §1.5-1.6, §2)."""
+
+    map: RewardMapKind = RewardMapKind.official
+    binarize: bool = False  # region score → +1 if > 0 else -1 (official computes it but never uses it)
+    drop_zero_global: bool = True  # official formatter drops images whose global score is exactly 0
+    missing_global_score: float = 0.0  # g used when an image has no global score
+
+
+@dataclass
+class ObjectiveConfig:
+    """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4)."""
+
+    constraint: Constraint = Constraint.anchor
+    anchor_weight: float = 0.5  # λ of the official run (code default 0.1)
+    kl_weight: float = 0.0  # weight of ||v_θ − v_ref||² against a frozen base copy
+    timestep_shift: float = 1.0  # official trains without shift
+    text_dropout: float = 0.1  # drop the prompt with this probability (keeps CFG working)
+
+    def __post_init__(self) -> None:
+        if self.constraint == Constraint.kl and self.kl_weight <= 0:
+            raise ConfigError(
+                f"objective.kl_weight={self.kl_weight} with objective.constraint=kl: "
+                "set objective.kl_weight > 0 or objective.constraint=none"
+            )
+        if self.constraint == Constraint.anchor and self.anchor_weight <= 0:
+            raise ConfigError(
+                f"objective.anchor_weight={self.anchor_weight} with objective.constraint=anchor: "
+                "set objective.anchor_weight > 0 or objective.constraint=none"
+            )
+        if not 0.0 <= self.text_dropout < 1.0:
+            raise ConfigError(f"objective.text_dropout={self.text_dropout} must lie in [0, 1)")
+        _check_positive("objective.timestep_shift", self.timestep_shift)
+
+
+@dataclass
+class TrainConfig:
+    """Stage 5: optimisation under DeepSpeed (srum.md §3.5-3.6; official used FSDP, we use ZeRO)."""
+
+    zero_stage: int = 2  # 2 | 3
+    backend: DistBackend = DistBackend.auto
+    dtype: str = "bfloat16"  # mixed-precision compute dtype: auto | float32 | bfloat16
+    rounds: int = 1  # generate → judge → train rounds; official is a single round
+    max_steps: int | None = 309  # optimiser steps per round; exactly one of max_steps / epochs is set
+    epochs: float | None = None
+    micro_batch_size: int = 2  # images per rank per forward (official packs ~2 images of 1024² per GPU)
+    grad_accum_steps: int = 1
+    lr: float = 2e-5
+    warmup_steps: int = 100  # linear warm-up, then constant
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-15
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0  # global norm; 0 disables
+    freeze_und: bool = False  # official trains both experts
+    activation_checkpointing: bool = True
+    image_max_side: int = 1024  # training transform: longest side ≤, shortest ≥, sides rounded to stride
+    image_min_side: int = 512
+    image_stride: int = 256
+    num_workers: int = 1
+    seed: int = 4396  # per-rank seed = seed * world_size + rank
+    data_seed: int = 42
+    save_every: int = 100  # steps between resume checkpoints; 0 = only at the end of a round
+
+    def __post_init__(self) -> None:
+        if self.zero_stage not in (2, 3):
+            raise ConfigError(f"train.zero_stage={self.zero_stage}; expected 2 or 3")
+        if self.dtype not in DTYPES:
+            raise ConfigError(f"train.dtype={self.dtype!r}; expected one of {list(DTYPES)}")
+        if (self.max_steps is None) == (self.epochs is None):
+            raise ConfigError(
+                f"train.max_steps={self.max_steps} and train.epochs={self.epochs}: set exactly one, "
+                "e.g. train.max_steps=309 train.epochs=null"
+            )
+        if self.max_steps is not None:
+            _check_positive("train.max_steps", self.max_steps)
+        if self.epochs is not None:
+            _check_positive("train.epochs", self.epochs)
+        self.betas = _check_pair("train.betas", self.betas, 0.0, 1.0)
+        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "image_stride"):
+            _check_positive(f"train.{key}", getattr(self, key))
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "num_workers", "save_every"):
+            _check_positive(f"train.{key}", getattr(self, key), allow_zero=True)
+        if self.image_min_side > self.image_max_side:
+            raise ConfigError(
+                f"train.image_min_side={self.image_min_side} > train.image_max_side={self.image_max_side}"
+            )
+
+
+@dataclass
+class EvalConfig:
+    """Stage 6: checkpoint → images → per-category scores (srum.md §4)."""
+
+    prompts: str | None = None  # JSON list like generate.prompts (SRUM's val_comp.json); None skips evaluation
+    categories: list[str] = field(default_factory=list)  # empty = every category in the file
+    variants: list[EvalVariant] = field(default_factory=lambda: [EvalVariant.think, EvalVariant.no_think])
+    judge: EvalJudge = EvalJudge.vlm
+    judge_path: str | None = None  # local folder of the VLM judge (Qwen2.5-VL-72B/32B-Instruct)
+    judge_max_new_tokens: int = 512
+    failure_score: float | None = -1.0  # official averages parse failures in as -1; None leaves them out
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        if self.prompts is not None and self.judge == EvalJudge.vlm and self.judge_path is None:
+            raise ConfigError(
+                "eval.judge_path is required with eval.judge=vlm: pass eval.judge_path=/path/to/Qwen2.5-VL, "
+                "choose another eval.judge, or eval.prompts=null to skip evaluation"
+            )
+        if not self.variants:
+            raise ConfigError(f"eval.variants is empty; expected some of {[v.value for v in EvalVariant]}")
+
+
+@dataclass
+class LogConfig:
+    """Console, TensorBoard and progress-bar settings."""
+
+    level: str = "INFO"
+    every: int = 10  # steps between train log lines
+    tensorboard: bool = True
+    progress: bool = True  # tqdm on rank 0
+
+    def __post_init__(self) -> None:
+        if self.level.upper() not in LOG_LEVELS:
+            raise ConfigError(f"log.level={self.level!r}; expected one of {list(LOG_LEVELS)}")
+        _check_positive("log.every", self.every)
+
+
+@dataclass
+class OutputConfig:
+    """Where a run writes: manifests, stage outputs, checkpoints and the final export."""
+
+    dir: str = "runs/srum"
+    resume: bool = True  # redo only unfinished work found in `dir`
+    keep_checkpoints: int = 2  # resume checkpoints kept per round; the final export is always kept
+    export_hf: bool = True  # write an inference-ready folder at the end of each round
+
+    def __post_init__(self) -> None:
+        if not self.dir:
+            raise ConfigError("output.dir is empty: set it to the run folder")
+        _check_positive("output.keep_checkpoints", self.keep_checkpoints)
+
+
+@dataclass
+class RunConfig:
+    """One SRUM run: each stage receives only its own section."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
+    regions: RegionsConfig = field(default_factory=RegionsConfig)
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        # Checked here, not in RegionsConfig, so that RegionsConfig() (proposer=sam, no path) stays a valid default.
+        if self.regions.proposer == RegionProposer.sam and self.regions.sam_path is None:
+            raise ConfigError(
+                "regions.sam_path is required with regions.proposer=sam: "
+                f"pass regions.sam_path={_REQUIRED_HINTS['regions.sam_path']} or regions.proposer=components"
+            )
+        if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
+            raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
+        if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
+            raise ConfigError(
+                "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "
+                "reward.missing_global_score=0): set reward.drop_zero_global=false or judge.global_layout=true"
+            )
+
+
+def _schema() -> DictConfig:
+    # Builds each section's default instance (so their defaults must pass __post_init__), but not RunConfig itself.
+    return OmegaConf.structured(RunConfig)
+
+
+def _wrap(err: OmegaConfBaseException, source: str) -> ConfigError:
+    """Turn an OmegaConf error into a ConfigError that names the full key, the expectation and where it came from."""
+    key = getattr(err, "full_key", None) or "<root>"
+    first_line = str(err).splitlines()[0] if str(err) else type(err).__name__
+    if isinstance(err, ConfigKeyError):
+        return ConfigError(f"unknown key '{key}' (from {source}): {first_line}")
+    if isinstance(err, MissingMandatoryValue):
+        return ConfigError(_missing_message([key]))
+    if isinstance(err, ValidationError):
+        return ConfigError(f"bad value for '{key}' (from {source}): {first_line}")
+    return ConfigError(f"config error at '{key}' (from {source}): {first_line}")
+
+
+def _missing_message(keys: list[str]) -> str:
+    parts = []
+    for key in sorted(keys):
+        hint = _REQUIRED_HINTS.get(key, "<value>")
+        parts.append(f"{key} is required: set it in the recipe or pass {key}={hint}")
+    return "; ".join(parts)
+
+
+def _load_yaml(path: Path) -> DictConfig:
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe file not found: {str(path)!r}")
+    try:
+        loaded = OmegaConf.load(path)
+    except yaml.YAMLError as e:
+        raise ConfigError(f"recipe {str(path)!r} is not valid YAML: {e}") from e
+    if not isinstance(loaded, DictConfig):
+        raise ConfigError(f"recipe {str(path)!r} must be a mapping of sections (model:, train:, ...), got a list")
+    return loaded
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+    """Recipe YAML (or None for pure defaults) merged onto the schema, then `key=value` overrides, validated.
+
+    Overrides are merged one by one so an error can name the override that caused it.
+    Raises ConfigError for any invalid key, value or combination, FileNotFoundError for a missing recipe.
+    """
+    cfg = _schema()
+    if path is not None:
+        path = Path(path)
+        try:
+            cfg = OmegaConf.merge(cfg, _load_yaml(path))
+        except OmegaConfBaseException as e:
+            raise _wrap(e, f"recipe {str(path)!r}") from e
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value (e.g. train.lr=1e-5)")
+        try:
+            cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
+        except OmegaConfBaseException as e:
+            raise _wrap(e, f"override {item!r}") from e
+    missing = sorted(OmegaConf.missing_keys(cfg))
+    if missing:  # report every missing key at once, not only the first one to_object trips on
+        raise ConfigError(_missing_message(missing))
+    try:
+        run = OmegaConf.to_object(cfg)
+    except OmegaConfBaseException as e:
+        raise _wrap(e, "the merged config") from e
+    except ConfigError:
+        raise
+    except ValueError as e:  # a __post_init__ outside our own checks
+        raise ConfigError(str(e)) from e
+    assert isinstance(run, RunConfig)
+    return run
+
+
+def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
+    """Plain, resolved dict (enums as their values, tuples as lists): what manifests and checkpoints record."""
+    # Every Enum here has name == value, so enum_to_str's names load back unchanged.
+    container = OmegaConf.to_container(OmegaConf.structured(cfg), resolve=True, enum_to_str=True)
+    # The JSON round trip turns tuples into lists, so the dict equals what a saved YAML or JSON loads back as.
+    return json.loads(json.dumps(container))
+
+
+def save_config(cfg: RunConfig, path: str | Path) -> Path:
+    """Write the resolved config as YAML, atomically, so `load_config(path)` rebuilds an equal RunConfig."""
+    text = yaml.safe_dump(config_to_dict(cfg), sort_keys=False, default_flow_style=None)
+    return atomic_write_text(path, text)
+
+
+def check_paths(cfg: RunConfig) -> None:
+    """Raise FileNotFoundError naming the key and path of the first input that does not exist."""
+    checks: list[tuple[str, str | None]] = [
+        ("model.path", cfg.model.path),
+        ("generate.prompts", cfg.generate.prompts),
+        ("regions.sam_path", cfg.regions.sam_path if cfg.regions.proposer == RegionProposer.sam else None),
+        ("eval.prompts", cfg.eval.prompts),
+        ("eval.judge_path", cfg.eval.judge_path if cfg.eval.prompts is not None else None),
+    ]
+    for key, value in checks:
+        if value is not None and not Path(value).exists():
+            raise FileNotFoundError(f"{key}={value!r} does not exist: point {key} at an existing path")

@@ -1,0 +1,161 @@
+"""`BagelUnified`: BAGEL behind the backend-neutral `UnifiedModel` interface.
+
+It owns the tokenizer and the BAGEL prompt format — every text piece is its own
+`<|im_start|> … <|im_end|>` segment, images are `<|vision_start|> … <|vision_end|>` blocks, no
+chat template — and turns strings and PIL images into the id-level calls of `sampling` and
+`understanding`. Think mode follows BAGEL: plan as text under a system prompt, then draw in the
+same context, with the plan re-encoded as a new segment.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image
+from transformers import PreTrainedTokenizerBase
+
+from srum.models.bagel.cache import KVCache
+from srum.models.bagel.images import image_to_tensor, tensor_to_images
+from srum.models.bagel.latents import patchify_latent, unpatchify_latent
+from srum.models.bagel.model import Bagel
+from srum.models.bagel.sampling import GuidanceParams, denoise
+from srum.models.bagel.sequence import Latent, Segment, VitImage, build_batch, text_segment
+from srum.models.bagel.understanding import answer_distribution, generate_text
+from srum.models.bagel.vae import BagelVAE
+from srum.models.interface import SampledImages
+
+GEN_THINK_SYSTEM_PROMPT = (
+    "You should first think about the planning process in the mind and then generate the image. \n"
+    "The planning process is enclosed within <think> </think> tags, i.e. <think> planning process here </think> image here"
+)
+UND_THINK_SYSTEM_PROMPT = (
+    "You should first think about the reasoning process in the mind and then provide the user with the answer. \n"
+    "The reasoning process is enclosed within <think> </think> tags, i.e. <think> reasoning process here </think> answer here"
+)
+
+
+@dataclass
+class BagelUnified:
+    model: Bagel
+    vae: BagelVAE
+    tokenizer: PreTrainedTokenizerBase
+    guidance: GuidanceParams = field(default_factory=GuidanceParams)
+    max_think_tokens: int = 1000
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
+                        device: torch.device | str = "cpu", **kwargs) -> BagelUnified:
+        from srum.models.bagel.weights import load_bagel
+
+        ck = load_bagel(folder, dtype=dtype, device=device)
+        if ck.tokenizer is None:
+            raise FileNotFoundError(f"{folder} has no tokenizer.json; BagelUnified needs one to read prompts")
+        return cls(ck.model, ck.vae, ck.tokenizer, **kwargs)
+
+    @property
+    def config(self):
+        return self.model.config
+
+    # ---- text and images → segments --------------------------------------------------------
+    def encode_text(self, text: str) -> list[int]:
+        return self.tokenizer.encode(text, add_special_tokens=False)
+
+    def text(self, text: str, loss: bool = False) -> Segment:
+        return text_segment(self.encode_text(text), self.config, loss=loss)
+
+    def vit_image(self, image: Image.Image) -> Segment:
+        return VitImage(image_to_tensor(image, self.config.vit_transform))
+
+    def prefill(self, samples: list[list[Segment]]) -> KVCache:
+        with torch.no_grad():
+            return self.model.prefill(build_batch(samples, self.config))
+
+    def latent_grid(self, height: int, width: int) -> tuple[int, int]:
+        step = self.config.latent_downsample
+        if height % step or width % step:
+            raise ValueError(f"image size {height}x{width} must be a multiple of {step} (VAE ×{self.config.vae_config.downsample}, latent patch {self.config.latent_patch_size})")
+        return height // step, width // step
+
+    # ---- generation -------------------------------------------------------------------------
+    def initial_noise(self, seeds: list[int], grid: tuple[int, int]) -> torch.Tensor:
+        """(B, h·w, token_dim) float32 noise, each row from its own seed (independent of batching)."""
+        shape = (grid[0] * grid[1], self.config.patch_latent_dim)
+        return torch.stack([torch.randn(shape, generator=torch.Generator().manual_seed(int(s))) for s in seeds])
+
+    def plan(self, prompts: list[str]) -> list[str]:
+        """Think mode's first half: the model writes a plan for each prompt (greedy)."""
+        cache = self.prefill([[self.text(GEN_THINK_SYSTEM_PROMPT), self.text(p)] for p in prompts])
+        ids = generate_text(self.model, cache, self.max_think_tokens)
+        return [self.tokenizer.decode(x, skip_special_tokens=True) for x in ids]
+
+    @torch.no_grad()
+    def sample_latents(self, prompts: list[str], seeds: list[int], height: int, width: int,
+                       think: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
+        """Clean latents (B, C, h, w), the noise they came from, and the plans (think mode)."""
+        if len(prompts) != len(seeds):
+            raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
+        grid = self.latent_grid(height, width)
+        plans = None
+        if think:
+            plans = self.plan(prompts)
+            sys_seg = self.text(GEN_THINK_SYSTEM_PROMPT)
+            cond = self.prefill([[sys_seg, self.text(p), self.text(pl)] for p, pl in zip(prompts, plans)])
+            text_uncond = self.prefill([[sys_seg]] * len(prompts))
+        else:
+            cond = self.prefill([[self.text(p)] for p in prompts])
+            text_uncond = self.model.empty_cache(len(prompts))
+        # Text-to-image has no input image, so the image-unconditional context equals the conditional one.
+        noise = self.initial_noise(seeds, grid)
+        tokens = denoise(self.model, noise.to(self.model.device), grid, cond, self.guidance,
+                         text_uncond=text_uncond, img_uncond=cond)
+        p = self.config.latent_patch_size
+        latents = torch.stack([unpatchify_latent(t, grid, p) for t in tokens.cpu()])
+        return latents, noise, plans
+
+    def decode(self, latents: torch.Tensor) -> list[Image.Image]:
+        return tensor_to_images(self.vae.decode(latents.to(self.vae.model.device)))
+
+    def sample_images(self, prompts: list[str], seeds: list[int], height: int, width: int,
+                      think: bool = False) -> SampledImages:
+        latents, noise, plans = self.sample_latents(prompts, seeds, height, width, think=think)
+        return SampledImages(self.decode(latents), latents, noise, list(seeds), plans)
+
+    # ---- training-side calls ----------------------------------------------------------------
+    def latents_to_tokens(self, latents: torch.Tensor) -> torch.Tensor:
+        p = self.config.latent_patch_size
+        return torch.stack([patchify_latent(x, p) for x in latents])
+
+    def velocity(self, prompts: list[str], noisy_tokens: torch.Tensor, t: torch.Tensor,
+                 grid: tuple[int, int]) -> torch.Tensor:
+        """v(x_t | prompt) as in BAGEL's training forward (text segment, then the noisy block)."""
+        samples = [[self.text(p), Latent(x, grid, ti, noisy=True)] for p, x, ti in zip(prompts, noisy_tokens, t)]
+        batch = build_batch(samples, self.config)
+        out = self.model(batch)
+        return self.model.velocity(out.hidden[batch.noisy.to(out.hidden.device)]).reshape(noisy_tokens.shape)
+
+    # ---- understanding ----------------------------------------------------------------------
+    def _question_context(self, images: list[Image.Image | None], questions: list[str]) -> KVCache:
+        if len(images) != len(questions):
+            raise ValueError(f"{len(images)} images but {len(questions)} questions")
+        return self.prefill([([self.vit_image(im)] if im is not None else []) + [self.text(q)]
+                             for im, q in zip(images, questions)])
+
+    def generate_text(self, images: list[Image.Image | None], questions: list[str],
+                      max_new_tokens: int = 64) -> list[str]:
+        ids = generate_text(self.model, self._question_context(images, questions), max_new_tokens)
+        return [self.tokenizer.decode(x, skip_special_tokens=True) for x in ids]
+
+    def answer_token_ids(self, answers: list[str]) -> list[int]:
+        ids = []
+        for a in answers:
+            enc = self.encode_text(a)
+            if len(enc) != 1:
+                raise ValueError(f"answer {a!r} is {len(enc)} tokens {enc}; answer_distribution needs single-token answers")
+            ids.append(enc[0])
+        return ids
+
+    def answer_distribution(self, images: list[Image.Image | None], questions: list[str],
+                            answers: list[str]) -> torch.Tensor:
+        return answer_distribution(self.model, self._question_context(images, questions), self.answer_token_ids(answers))

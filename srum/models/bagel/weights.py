@@ -1,0 +1,135 @@
+"""Checkpoint folders: strict loading by official parameter names, and our own save format.
+
+Two layouts load:
+- the official BAGEL-7B-MoT release: `llm_config.json`, `vit_config.json`, `ema.safetensors`,
+  `ae.safetensors` (FLUX VAE, official names) and the Qwen2.5 tokenizer files;
+- ours (also the official tiny reference's): `config.json` (`BagelConfig`), `model.safetensors`
+  (official names), `vae.safetensors` (official or diffusers names), optional tokenizer files.
+Loading is strict: any missing, unexpected or mis-shaped tensor fails with the names listed.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file, save_file
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
+
+from srum.models.bagel.config import BagelConfig
+from srum.models.bagel.model import Bagel
+from srum.models.bagel.vae import BagelVAE, is_official_vae_state, vae_params_from_official_state
+from srum.utils.io import atomic_path
+
+logger = logging.getLogger(__name__)
+
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
+
+
+class CheckpointMismatchError(RuntimeError):
+    """The tensors in a checkpoint file do not match the model's parameter names or shapes."""
+
+
+@dataclass
+class BagelCheckpoint:
+    config: BagelConfig
+    model: Bagel
+    vae: BagelVAE
+    tokenizer: PreTrainedTokenizerBase | None
+
+
+def check_state_names(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], source: str) -> None:
+    """Raise `CheckpointMismatchError` listing (first 10 of) missing, unexpected and mis-shaped names."""
+    missing = sorted(set(expected) - set(found))
+    unexpected = sorted(set(found) - set(expected))
+    shapes = sorted(k for k in set(expected) & set(found) if tuple(expected[k]) != tuple(found[k]))
+    if not (missing or unexpected or shapes):
+        return
+    parts = [f"{source} does not match the BAGEL parameter names:"]
+    for title, names in (("missing", missing), ("unexpected", unexpected)):
+        if names:
+            parts.append(f"  {len(names)} {title}: " + ", ".join(names[:10]) + (" ..." if len(names) > 10 else ""))
+    if shapes:
+        parts.append(f"  {len(shapes)} with wrong shape: " + ", ".join(
+            f"{k} {tuple(found[k])} != {tuple(expected[k])}" for k in shapes[:10]))
+    raise CheckpointMismatchError("\n".join(parts))
+
+
+def _file_shapes(path: Path) -> dict[str, tuple[int, ...]]:
+    with safe_open(str(path), framework="pt") as f:
+        return {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+
+
+def _require(path: Path, what: str) -> Path:
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {what}")
+    return path
+
+
+def load_bagel(
+    folder: str | Path,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+    vae_dtype: torch.dtype | None = None,
+) -> BagelCheckpoint:
+    """Load a BAGEL checkpoint folder (either layout) strictly onto `device` in `dtype`."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(f"BAGEL checkpoint folder {folder} does not exist")
+    if (folder / "llm_config.json").is_file():
+        weights = _require(folder / "ema.safetensors", "the official release keeps the BAGEL weights in ema.safetensors")
+        vae_file = _require(folder / "ae.safetensors", "the official release keeps the FLUX VAE in ae.safetensors")
+        _require(folder / "vit_config.json", "the official release describes its ViT in vit_config.json")
+        config = BagelConfig.from_official(folder, vae_params_from_official_state(load_file(str(vae_file))))
+    elif (folder / "config.json").is_file():
+        config = BagelConfig.load(folder / "config.json")
+        weights = _require(folder / "model.safetensors", "expected the BAGEL weights beside config.json")
+        vae_file = _require(folder / "vae.safetensors", "expected the VAE weights beside config.json")
+    else:
+        raise FileNotFoundError(
+            f"{folder} has neither llm_config.json (official BAGEL release) nor config.json (srum checkpoint)")
+
+    with torch.device("meta"):
+        model = Bagel(config)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    check_state_names(expected, _file_shapes(weights), str(weights))
+    state = {k: v.to(dtype) for k, v in load_file(str(weights), device=str(device)).items()}
+    model.load_state_dict(state, strict=True, assign=True)
+    # Non-persistent buffers (RoPE frequencies) are not in the file: rebuild them for real.
+    from transformers.models.qwen2.modeling_qwen2 import Qwen2RotaryEmbedding
+    model.language_model.model.rotary_emb = Qwen2RotaryEmbedding(config.llm_config).to(device)
+    model.eval()
+
+    vae = BagelVAE(config.vae_config)
+    vae_state = load_file(str(vae_file))
+    if is_official_vae_state(vae_state):
+        missing, unexpected = vae.load_official_state(vae_state)
+        if missing or unexpected:
+            raise CheckpointMismatchError(f"{vae_file}: missing {missing[:10]}, unexpected {unexpected[:10]}")
+    else:
+        check_state_names({k: tuple(v.shape) for k, v in vae.model.state_dict().items()},
+                          {k: tuple(v.shape) for k, v in vae_state.items()}, str(vae_file))
+        vae.model.load_state_dict(vae_state, strict=True)
+    vae.to(device=device, dtype=vae_dtype or dtype).eval()
+
+    tokenizer = AutoTokenizer.from_pretrained(str(folder)) if (folder / "tokenizer.json").is_file() else None
+    logger.info("loaded BAGEL folder=%s params=%d dtype=%s tokenizer=%s", folder,
+                sum(p.numel() for p in model.parameters()), dtype, tokenizer is not None)
+    return BagelCheckpoint(config, model, vae, tokenizer)
+
+
+def save_bagel(folder: str | Path, model: Bagel, vae: BagelVAE,
+               tokenizer: PreTrainedTokenizerBase | None = None) -> None:
+    """Write `config.json`, `model.safetensors`, `vae.safetensors` (+ tokenizer), each atomically."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.config.save(folder / "config.json")
+    for name, module in (("model.safetensors", model), ("vae.safetensors", vae.model)):
+        state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+        with atomic_path(folder / name) as tmp:
+            save_file(state, str(tmp), metadata={"format": "pt"})
+    if tokenizer is not None:
+        tokenizer.save_pretrained(str(folder))

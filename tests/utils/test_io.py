@@ -1,0 +1,53 @@
+"""Atomic writes and run manifests (srum/utils/io.py)."""
+
+import json
+import os
+import stat
+
+import pytest
+
+from srum.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, run_manifest, write_manifest
+
+
+def test_atomic_write_replaces_content_and_leaves_no_temp(tmp_path):
+    path = tmp_path / "sub" / "out.txt"
+    atomic_write_text(path, "first")
+    atomic_write_text(path, "second")
+    assert path.read_text() == "second"
+    assert os.listdir(path.parent) == ["out.txt"]
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # not mkstemp's private 0600
+
+
+def test_atomic_write_keeps_old_file_on_failure(tmp_path):
+    path = tmp_path / "out.json"
+    atomic_write_json(path, {"a": 1})
+    with pytest.raises(TypeError):
+        atomic_write_json(path, {"a": object()})  # fails while serialising, before any file is touched
+    with pytest.raises(TypeError):
+        atomic_write_bytes(path, "not bytes")  # type: ignore[arg-type]  # fails inside the temp-file write
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["out.json"]
+
+
+def test_atomic_write_json_and_bytes(tmp_path):
+    atomic_write_json(tmp_path / "x.json", {"β": [1, 2]})
+    assert (tmp_path / "x.json").read_text(encoding="utf-8") == '{\n  "β": [\n    1,\n    2\n  ]\n}\n'
+    atomic_write_bytes(tmp_path / "x.bin", b"\x00\x01")
+    assert (tmp_path / "x.bin").read_bytes() == b"\x00\x01"
+
+
+def test_run_manifest_keys():
+    m = run_manifest({"train": {"lr": 1e-5}})
+    assert set(m) == {"config", "versions", "git_hash", "git_dirty", "hostname", "time"}
+    assert m["config"] == {"train": {"lr": 1e-5}}
+    assert set(m["versions"]) >= {"python", "torch", "transformers", "diffusers", "deepspeed"}
+    assert m["versions"]["torch"]  # installed in every environment that runs the tests
+    assert m["git_hash"] is None or len(m["git_hash"]) == 40
+    assert m["time"].endswith("+00:00")
+
+
+def test_write_manifest(tmp_path):
+    path = write_manifest(tmp_path / "run", {"a": 1}, extra={"stage": "judge"})
+    data = json.loads(path.read_text())
+    assert path.name == "manifest.json"
+    assert data["config"] == {"a": 1} and data["stage"] == "judge"
