@@ -371,9 +371,9 @@ class RunConfig:
             )
 
 
-def _schema() -> DictConfig:
-    # Builds each section's default instance (so their defaults must pass __post_init__), but not RunConfig itself.
-    return OmegaConf.structured(RunConfig)
+def _schema(schema: type) -> DictConfig:
+    # Builds each section's default instance (so their defaults must pass __post_init__), but not the root itself.
+    return OmegaConf.structured(schema)
 
 
 def _wrap(err: OmegaConfBaseException, source: str) -> ConfigError:
@@ -409,13 +409,15 @@ def _load_yaml(path: Path) -> DictConfig:
     return loaded
 
 
-def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> RunConfig:
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), schema: type = RunConfig) -> Any:
     """Recipe YAML (or None for pure defaults) merged onto the schema, then `key=value` overrides, validated.
+
+    `schema` is the root dataclass: `RunConfig` for SRUM runs, other roots (e.g. pretraining) reuse the checks.
 
     Overrides are merged one by one so an error can name the override that caused it.
     Raises ConfigError for any invalid key, value or combination, FileNotFoundError for a missing recipe.
     """
-    cfg = _schema()
+    cfg = _schema(schema)
     if path is not None:
         path = Path(path)
         try:
@@ -440,7 +442,8 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
         raise
     except ValueError as e:  # a __post_init__ outside our own checks
         raise ConfigError(str(e)) from e
-    assert isinstance(run, RunConfig)
+    if not isinstance(run, schema):
+        raise ConfigError(f"the recipe did not build a {schema.__name__}")
     return run
 
 

@@ -47,11 +47,14 @@ class BagelUnified:
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
                         device: torch.device | str = "cpu", **kwargs) -> BagelUnified:
-        from srum.models.bagel.weights import load_bagel
+        """Load a folder; sampler settings come from `guidance=`, else the folder's generation_config.json."""
+        from srum.models.bagel.weights import load_bagel, load_generation_config
 
         ck = load_bagel(folder, dtype=dtype, device=device)
         if ck.tokenizer is None:
             raise FileNotFoundError(f"{folder} has no tokenizer.json; BagelUnified needs one to read prompts")
+        if kwargs.get("guidance") is None:
+            kwargs["guidance"] = load_generation_config(folder) or GuidanceParams()
         return cls(ck.model, ck.vae, ck.tokenizer, **kwargs)
 
     @property

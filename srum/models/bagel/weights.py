@@ -10,6 +10,8 @@ Loading is strict: any missing, unexpected or mis-shaped tensor fails with the n
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,11 +24,12 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.vae import BagelVAE, is_official_vae_state, vae_params_from_official_state
-from srum.utils.io import atomic_path
+from srum.models.bagel.sampling import GuidanceParams
+from srum.utils.io import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "merges.txt", "special_tokens_map.json")
+GENERATION_CONFIG = "generation_config.json"
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -39,6 +42,16 @@ class BagelCheckpoint:
     model: Bagel
     vae: BagelVAE
     tokenizer: PreTrainedTokenizerBase | None
+
+
+def load_generation_config(folder: str | Path) -> GuidanceParams | None:
+    """The sampler settings a checkpoint recommends (`generation_config.json`), if it ships them."""
+    path = Path(folder) / GENERATION_CONFIG
+    if not path.is_file():
+        return None
+    data = json.loads(path.read_text())
+    data["cfg_interval"] = tuple(data["cfg_interval"])
+    return GuidanceParams(**data)
 
 
 def check_state_names(expected: dict[str, tuple[int, ...]], found: dict[str, tuple[int, ...]], source: str) -> None:
@@ -122,11 +135,13 @@ def load_bagel(
 
 
 def save_bagel(folder: str | Path, model: Bagel, vae: BagelVAE,
-               tokenizer: PreTrainedTokenizerBase | None = None) -> None:
-    """Write `config.json`, `model.safetensors`, `vae.safetensors` (+ tokenizer), each atomically."""
+               tokenizer: PreTrainedTokenizerBase | None = None, guidance: GuidanceParams | None = None) -> None:
+    """Write `config.json`, `model.safetensors`, `vae.safetensors` (+ tokenizer, sampler defaults), atomically."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.config.save(folder / "config.json")
+    if guidance is not None:
+        atomic_write_json(folder / GENERATION_CONFIG, dataclasses.asdict(guidance))
     for name, module in (("model.safetensors", model), ("vae.safetensors", vae.model)):
         state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
         with atomic_path(folder / name) as tmp:

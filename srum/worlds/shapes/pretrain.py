@@ -1,0 +1,268 @@
+"""Pretraining the tiny ShapesWorld BAGEL on 2 CPU cores, in two resumable stages.
+
+1. autoencoder: the FLUX-style `AutoencoderKL` on renders (reconstruction + a small KL), then the
+   latent shift/scale measured so latents have zero mean and unit variance, as FLUX's constants do.
+2. joint: BAGEL's own losses on one padded batch per step, half text-to-image (flow matching with
+   logit-normal t and 10% prompt dropout for CFG) and half understanding (`tasks.ShapesTasks`: whole-
+   image and region yes/no questions with hard negatives, descriptions, region naming), with a short
+   curriculum that starts on single objects. An EMA of the weights is what gets shipped.
+Every step's data and noise derive from (seed, step), so a resumed run sees what an unbroken one would.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch.nn import functional as F
+from tqdm import tqdm
+
+from srum import flow
+from srum.models.bagel.images import image_to_tensor
+from srum.models.bagel.model import Bagel
+from srum.models.bagel.sequence import IGNORE, Latent, VitImage, build_batch, text_segment
+from srum.models.bagel.vae import BagelVAE
+from srum.models.bagel.weights import save_bagel
+from srum.utils.io import atomic_path, atomic_write_json
+from srum.worlds.shapes.model import shapes_bagel_config, shapes_tokenizer
+from srum.worlds.shapes.tasks import NO, YES, ShapesTasks
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class AutoencoderStage:
+    steps: int = 1500
+    batch_size: int = 16
+    lr: float = 1e-3
+    kl_weight: float = 1e-6
+    stats_images: int = 512  # renders used to measure the latent shift/scale
+
+
+@dataclass
+class JointStage:
+    steps: int = 4000
+    t2i_batch: int = 24
+    qa_batch: int = 24
+    lr: float = 1e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    ema_decay: float = 0.999
+    cfg_dropout: float = 0.1  # prompt dropped → empty context, so CFG has an unconditional model
+    single_object_until: float = 0.2  # fraction of steps with a high share of single-object scenes
+    single_object_p: tuple[float, float] = (0.5, 0.1)  # share early, share after the curriculum
+    mse_weight: float = 1.0
+    ce_weight: float = 1.0
+
+
+@dataclass
+class PretrainConfig:
+    out_dir: str = "runs/pretrain-shapes"
+    seed: int = 0
+    image_size: int = 64
+    threads: int = 2
+    save_every: int = 250
+    log_every: int = 25
+    eval_every: int = 500
+    autoencoder: AutoencoderStage = field(default_factory=AutoencoderStage)
+    joint: JointStage = field(default_factory=JointStage)
+
+
+# ---- small helpers ------------------------------------------------------------------------------
+def _step_tasks(cfg: PretrainConfig, stage: int, step: int) -> ShapesTasks:
+    """The data stream of one step: seeded by (seed, stage, step), independent of any resume."""
+    return ShapesTasks(seed=hash((cfg.seed, stage, step)) % (2**63), image_size=cfg.image_size)
+
+
+def _lr(stage: JointStage, step: int) -> float:
+    if step < stage.warmup_steps:
+        return stage.lr * (step + 1) / stage.warmup_steps
+    progress = (step - stage.warmup_steps) / max(1, stage.steps - stage.warmup_steps)
+    return stage.lr * (stage.min_lr_ratio + (1 - stage.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def _save_state(folder: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, step: int) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, module in modules.items():
+        with atomic_path(folder / f"{name}.safetensors") as tmp:
+            save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(tmp))
+    with atomic_path(folder / "optimizer.pt") as tmp:
+        torch.save(optimizer.state_dict(), tmp)
+    atomic_write_json(folder / "state.json", {"step": step})  # written last: marks the state complete
+
+
+def _load_state(folder: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> int:
+    if not (folder / "state.json").is_file():
+        return 0
+    for name, module in modules.items():
+        module.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
+    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
+    step = json.loads((folder / "state.json").read_text())["step"]
+    logger.info("resumed state=%s step=%d", folder, step)
+    return step
+
+
+def _images_tensor(images) -> torch.Tensor:
+    return torch.stack([image_to_tensor(im) for im in images])
+
+
+# ---- stage 1 ------------------------------------------------------------------------------------
+def train_autoencoder(cfg: PretrainConfig, writer=None) -> BagelVAE:
+    """Train (or resume, or load the finished) autoencoder; returns it with latent shift/scale set."""
+    out = Path(cfg.out_dir) / "autoencoder"
+    stage = cfg.autoencoder
+    params = shapes_bagel_config(cfg.image_size).vae_config
+    if (out / "final.json").is_file():
+        return _finished_autoencoder(out, params)
+    torch.manual_seed(cfg.seed)
+    vae = BagelVAE(params)
+    vae.model.requires_grad_(True)
+    opt = torch.optim.AdamW(vae.model.parameters(), lr=stage.lr, betas=(0.9, 0.99))
+    start = _load_state(out / "state", {"vae": vae.model}, opt)
+    bar = tqdm(range(start, stage.steps), initial=start, total=stage.steps, desc="autoencoder", dynamic_ncols=True)
+    for step in bar:
+        tasks = _step_tasks(cfg, 1, step)
+        x = _images_tensor([tasks.render(tasks.scene(0.2)[2]) for _ in range(stage.batch_size)])
+        posterior = vae.model.encode(x).latent_dist
+        recon = vae.model.decode(posterior.sample(generator=torch.Generator().manual_seed(step))).sample
+        rec_loss = F.mse_loss(recon, x)
+        loss = rec_loss + stage.kl_weight * posterior.kl().mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if step % cfg.log_every == 0:
+            bar.set_postfix(recon=f"{rec_loss.item():.4f}")
+            if writer is not None:
+                writer.add_scalar("autoencoder/recon_mse", rec_loss.item(), step)
+        if (step + 1) % cfg.save_every == 0 or step + 1 == stage.steps:
+            _save_state(out / "state", {"vae": vae.model}, opt, step + 1)
+    # Latent statistics on fresh renders: z ← scale·(z − shift) gives zero mean and unit variance.
+    vae.model.requires_grad_(False).eval()
+    tasks = _step_tasks(cfg, 1, -1)
+    with torch.no_grad():
+        z = torch.cat([vae.model.encode(_images_tensor([tasks.render(tasks.scene()[2]) for _ in range(64)]))
+                       .latent_dist.mean for _ in range(stage.stats_images // 64)])
+    shift, scale = z.mean().item(), 1.0 / z.std().item()
+    vae.params = dataclasses.replace(params, shift_factor=shift, scale_factor=scale)
+    with atomic_path(out / "vae.safetensors") as tmp:
+        save_file(vae.model.state_dict(), str(tmp))
+    atomic_write_json(out / "final.json", {"shift_factor": shift, "scale_factor": scale,
+                                           "recon_mse": rec_loss.item()})
+    logger.info("stage=autoencoder done recon_mse=%.5f shift=%.4f scale=%.4f", rec_loss.item(), shift, scale)
+    return vae
+
+
+def _finished_autoencoder(out: Path, params) -> BagelVAE:
+    stats = json.loads((out / "final.json").read_text())
+    vae = BagelVAE(dataclasses.replace(params, shift_factor=stats["shift_factor"], scale_factor=stats["scale_factor"]))
+    vae.model.load_state_dict(load_file(str(out / "vae.safetensors")))
+    return vae.eval()
+
+
+# ---- stage 2 ------------------------------------------------------------------------------------
+def joint_batch(model: Bagel, vae: BagelVAE, tokenizer, tasks: ShapesTasks, stage: JointStage, single_p: float,
+                generator: torch.Generator):
+    """One mixed batch: (SequenceBatch, flow targets for its noisy tokens)."""
+    cfg = model.config
+    enc = lambda s: tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
+    t2i = [tasks.text_to_image(single_p) for _ in range(stage.t2i_batch)]
+    with torch.no_grad():
+        latents = vae.encode(_images_tensor([ex.image for ex in t2i]), generator=generator)
+    p = cfg.latent_patch_size
+    h, w = latents.shape[-2] // p, latents.shape[-1] // p
+    x0 = latents.unflatten(2, (h, p)).unflatten(4, (w, p)).permute(0, 2, 4, 3, 5, 1).reshape(len(t2i), h * w, -1)
+    noise = torch.randn(x0.shape, generator=generator)
+    t = flow.sample_training_timesteps(len(t2i), cfg.timestep_shift, generator=generator)
+    x_t = flow.interpolate(x0, noise, t)
+    drop = torch.rand(len(t2i), generator=generator) < stage.cfg_dropout
+    samples = [([] if drop[i] else [text_segment(enc(ex.prompt), cfg)]) + [Latent(x_t[i], (h, w), t[i], noisy=True)]
+               for i, ex in enumerate(t2i)]
+    for _ in range(stage.qa_batch):
+        qa = tasks.qa(single_p)
+        samples.append([VitImage(image_to_tensor(qa.image, cfg.vit_transform)), text_segment(enc(qa.question), cfg),
+                        text_segment(enc(qa.answer), cfg, loss=True)])
+    return build_batch(samples, cfg), flow.velocity_target(x0, noise)
+
+
+def joint_losses(model: Bagel, batch, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    out = model(batch)
+    v = model.velocity(out.hidden[batch.noisy])
+    mse = (v - target.reshape(-1, target.shape[-1])).pow(2).mean()
+    logits = model.text_logits(out.hidden[batch.labels != IGNORE])
+    ce = F.cross_entropy(logits, batch.labels[batch.labels != IGNORE])
+    return mse, ce
+
+
+def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None) -> tuple[Bagel, object]:
+    out = Path(cfg.out_dir) / "joint"
+    stage = cfg.joint
+    config = shapes_bagel_config(cfg.image_size)
+    config.vae_config = vae.params
+    tokenizer = shapes_tokenizer(config)
+    torch.manual_seed(cfg.seed)
+    model = Bagel(config)
+    ema = copy.deepcopy(model).requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay)
+    start = _load_state(out / "state", {"model": model, "ema": ema}, opt)
+    model.train()
+    bar = tqdm(range(start, stage.steps), initial=start, total=stage.steps, desc="joint", dynamic_ncols=True)
+    t0 = time.time()
+    for step in bar:
+        curriculum = step < stage.single_object_until * stage.steps
+        single_p = stage.single_object_p[0] if curriculum else stage.single_object_p[1]
+        generator = torch.Generator().manual_seed(hash((cfg.seed, 2, step)) % (2**63))
+        batch, target = joint_batch(model, vae, tokenizer, _step_tasks(cfg, 2, step), stage, single_p, generator)
+        mse, ce = joint_losses(model, batch, target)
+        loss = stage.mse_weight * mse + stage.ce_weight * ce
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"non-finite loss at step {step} (mse={mse.item()}, ce={ce.item()}); "
+                                     f"resume from {out / 'state'} with a lower joint.lr")
+        for group in opt.param_groups:
+            group["lr"] = _lr(stage, step)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), stage.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1 - stage.ema_decay)
+        if step % cfg.log_every == 0:
+            bar.set_postfix(mse=f"{mse.item():.3f}", ce=f"{ce.item():.3f}")
+            logger.info("stage=joint step=%d mse=%.4f ce=%.4f grad_norm=%.3f lr=%.2e elapsed_s=%.0f", step,
+                        mse.item(), ce.item(), grad_norm.item(), _lr(stage, step), time.time() - t0)
+            if writer is not None:
+                for name, value in (("mse", mse), ("ce", ce), ("grad_norm", grad_norm)):
+                    writer.add_scalar(f"pretrain/{name}", value.item(), step)
+                writer.add_scalar("pretrain/lr", _lr(stage, step), step)
+        if (step + 1) % cfg.save_every == 0 or step + 1 == stage.steps:
+            _save_state(out / "state", {"model": model, "ema": ema}, opt, step + 1)
+        if evaluate is not None and (step + 1) % cfg.eval_every == 0:
+            evaluate(ema.eval(), vae, tokenizer, step + 1)
+            model.train()
+    return ema.eval(), tokenizer
+
+
+def pretrain(cfg: PretrainConfig, writer=None, evaluate=None) -> Path:
+    """Both stages, then the shipped folder `<out_dir>/checkpoint` (HF-style, EMA weights)."""
+    torch.set_num_threads(cfg.threads)
+    t0 = time.time()
+    vae = train_autoencoder(cfg, writer)
+    model, tokenizer = train_joint(cfg, vae, writer, evaluate)
+    folder = Path(cfg.out_dir) / "checkpoint"
+    save_bagel(folder, model, vae, tokenizer)
+    logger.info("pretrain done checkpoint=%s wall_s=%.0f", folder, time.time() - t0)
+    return folder
+
+
+__all__ = ["PretrainConfig", "pretrain", "train_autoencoder", "train_joint", "YES", "NO"]

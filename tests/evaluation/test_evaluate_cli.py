@@ -1,0 +1,57 @@
+"""`launch/evaluate.py --benchmark shapes --limit` end to end on a tiny random checkpoint."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from srum.evaluation.report import category_scores
+from srum.models.bagel.config import BagelConfig
+from srum.models.bagel.model import Bagel
+from srum.models.bagel.vae import BagelVAE
+from srum.models.bagel.weights import save_bagel
+from srum.models.tokenizer import build_word_tokenizer
+from srum.worlds.shapes.tasks import vocabulary
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def tiny_checkpoint(tmp_path) -> Path:
+    torch.manual_seed(0)
+    cfg = BagelConfig.tiny()
+    st = cfg.special_tokens
+    tok = build_word_tokenizer(vocabulary(), cfg.llm_config.vocab_size, {
+        "<|im_start|>": st.bos_token_id, "<|im_end|>": st.eos_token_id,
+        "<|vision_start|>": st.start_of_image, "<|vision_end|>": st.end_of_image})
+    save_bagel(tmp_path / "ck", Bagel(cfg), BagelVAE(cfg.vae_config), tok)
+    return tmp_path / "ck"
+
+
+def test_evaluate_shapes_limit(tiny_checkpoint, tmp_path):
+    out = tmp_path / "eval"
+    cmd = [sys.executable, str(ROOT / "launch" / "evaluate.py"), "--checkpoint", str(tiny_checkpoint),
+           "--benchmark", "shapes", "--split", "val", "--out", str(out), "--limit", "1", "--steps", "3",
+           "--understanding", "--self-judge"]
+    subprocess.run(cmd, check=True, capture_output=True, text=True)
+    scores = json.loads((out / "scores.json").read_text())
+    assert scores["benchmark"] == "shapes" and scores["split"] == "val" and scores["n_images"] == 8
+    assert list(scores["categories"]) == ["color", "shape", "texture", "spatial", "3d_spatial", "numeracy",
+                                          "non_spatial", "complex"]
+    records = json.loads((out / "images.json").read_text())
+    assert scores["categories"] == pytest.approx(category_scores(records))
+    assert scores["overall"] == pytest.approx(sum(scores["categories"].values()) / 8)
+    assert all((out / r["file"]).is_file() for r in records)
+    assert scores["understanding"]["n_questions"] == 16
+    assert 0 <= scores["understanding"]["balanced_accuracy"] <= 1
+    assert "<table>" in (out / "report.html").read_text()
+
+
+def test_category_scores_by_hand():
+    recs = [{"category": "a", "score": 1.0}, {"category": "b", "score": 0.0}, {"category": "a", "score": 0.5}]
+    assert category_scores(recs) == {"a": 0.75, "b": 0.0}
