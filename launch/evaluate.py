@@ -10,6 +10,12 @@ the model's own yes/no judgement of its images against the judge's verdict (scor
 
 from __future__ import annotations
 
+import os
+import sys
+
+# launch/srum.py would shadow the `srum` package for scripts run from this folder: drop the folder from the path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
 import argparse
 import dataclasses
 import logging

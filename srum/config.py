@@ -118,7 +118,9 @@ class ModelConfig:
 class GenerateConfig:
     """Stage 1: one image per prompt with the base model (srum.md §1.2)."""
 
-    prompts: str = MISSING  # JSON list of {Question, Category, Question_id} (SRUM's train_comp.json)
+    prompts: str = MISSING  # SRUM's train_comp.json, a folder of T2I-CompBench <category>_<split>.txt, or "shapes"
+    split: str = "train"  # for a prompt folder or "shapes": which <category>_<split> lists to read
+    limit_per_category: int | None = None  # at most this many prompts per category (None: all)
     think: bool = True  # write a plan first, then generate conditioned on it
     max_think_tokens: int = 1000  # greedy plan length cap
     images_per_prompt: int = 1
@@ -164,6 +166,7 @@ class RegionsConfig:
     stability_score_offset: float = 1.0
     box_nms_thresh: float = 0.7
     max_regions: int = 10  # keep the largest masks by pixel area
+    min_area_frac: float = 0.0  # drop regions smaller than this fraction of the image (official: no minimum)
 
     def __post_init__(self) -> None:
         for key in ("points_per_side", "points_per_batch", "max_regions"):
@@ -172,6 +175,8 @@ class RegionsConfig:
             v = getattr(self, key)
             if not 0.0 <= v <= 1.0:
                 raise ConfigError(f"regions.{key}={v} must lie in [0, 1]")
+        if not 0.0 <= self.min_area_frac < 1.0:
+            raise ConfigError(f"regions.min_area_frac={self.min_area_frac} must lie in [0, 1); 0 keeps every region")
 
 
 @dataclass
@@ -189,10 +194,35 @@ class JudgeConfig:
     retry_temperature: float = 0.0  # 0 = greedy retries (official; they repeat the same answer)
     clamp_scores: bool = False  # official never clamps to [-1, 1]
     batch_size: int = 1
+    # Question set, a name in srum.rewards.judge.TEMPLATES: official (text, BAGEL-7B) | digits (logits, BAGEL-7B,
+    # one digit 0-9) | shapes (logits, the ShapesWorld tiny model's yes/no questions).
+    # None resolves by mode: official for text, digits for logits.
+    templates: str | None = None
+    region_margin: float = 0.1  # a region is shown as its box's crop, widened by this fraction of its size per side
 
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ConfigError(f"judge.max_retries={self.max_retries} must be >= 0")
+        template_names = ("official", "digits", "shapes")  # kept equal to judge.TEMPLATES by a test
+        if self.template_set not in template_names:
+            raise ConfigError(f"judge.templates={self.templates!r}; expected one of {list(template_names)}")
+        if self.template_set == "official" and self.mode == JudgeMode.logits:
+            raise ConfigError(
+                "judge.templates=official asks for free-text answers but judge.mode=logits: "
+                "set judge.mode=text, or judge.templates=digits for the logits mode"
+            )
+        _check_positive("judge.region_margin", self.region_margin, allow_zero=True)
+
+    @property
+    def template_set(self) -> str:
+        """`templates`, or the mode's default when unset (official for text, digits for logits).
+
+        Resolved here rather than written back in __post_init__: OmegaConf builds the schema from a default
+        instance, so a written-back default would be frozen before a `judge.mode=...` override arrives.
+        """
+        if self.templates is not None:
+            return self.templates
+        return "digits" if self.mode == JudgeMode.logits else "official"
         _check_positive("judge.retry_temperature", self.retry_temperature, allow_zero=True)
         for key in ("max_image_side", "max_regional_tokens", "max_global_tokens", "batch_size"):
             _check_positive(f"judge.{key}", getattr(self, key))
@@ -206,6 +236,7 @@ class RewardConfig:
     binarize: bool = False  # region score → +1 if > 0 else -1 (official computes it but never uses it)
     drop_zero_global: bool = True  # official formatter drops images whose global score is exactly 0
     missing_global_score: float = 0.0  # g used when an image has no global score
+    use_masks: bool = False  # weight a region's mask pixels instead of its whole box (srum.md §5.6; official: boxes)
 
 
 @dataclass
@@ -291,7 +322,8 @@ class TrainConfig:
 class EvalConfig:
     """Stage 6: checkpoint → images → per-category scores (srum.md §4)."""
 
-    prompts: str | None = None  # JSON list like generate.prompts (SRUM's val_comp.json); None skips evaluation
+    prompts: str | None = None  # JSON list like generate.prompts (SRUM's val_comp.json), "shapes"; None skips evaluation
+    limit_per_category: int | None = None  # at most this many val prompts per category (None: all)
     categories: list[str] = field(default_factory=list)  # empty = every category in the file
     variants: list[EvalVariant] = field(default_factory=lambda: [EvalVariant.think, EvalVariant.no_think])
     judge: EvalJudge = EvalJudge.vlm
@@ -471,5 +503,5 @@ def check_paths(cfg: RunConfig) -> None:
         ("eval.judge_path", cfg.eval.judge_path if cfg.eval.prompts is not None else None),
     ]
     for key, value in checks:
-        if value is not None and not Path(value).exists():
+        if value is not None and value != "shapes" and not Path(value).exists():  # "shapes": generated splits
             raise FileNotFoundError(f"{key}={value!r} does not exist: point {key} at an existing path")

@@ -46,3 +46,39 @@ def compbench_prompts(directory: str | Path, split: str = "val", limit: int | No
         lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
         items += [PromptItem(c, i, p) for i, p in enumerate(lines[:limit])]
     return items
+
+
+def official_json_prompts(path: str | Path, limit: int | None = None) -> list[PromptItem]:
+    """SRUM's prompt JSON (`train_comp.json` / `val_comp.json`): a list of {Question, Category, Question_id}."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"prompt file {path} not found")
+    try:
+        rows = json.loads(path.read_text())
+        items = [PromptItem(str(r["Category"]), int(r["Question_id"]), str(r["Question"])) for r in rows]
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as e:
+        raise ValueError(f"{path}: expected a JSON list of {{Question, Category, Question_id}} ({e})") from e
+    if limit is not None:
+        per_cat: dict[str, int] = {}
+        kept = []
+        for it in items:
+            per_cat[it.category] = per_cat.get(it.category, 0) + 1
+            if per_cat[it.category] <= limit:
+                kept.append(it)
+        items = kept
+    return items
+
+
+def load_prompt_source(source: str, split: str = "train", limit: int | None = None) -> list[PromptItem]:
+    """Prompts from `shapes` (ShapesWorld splits), a SRUM JSON file, or a folder of T2I-CompBench txt files."""
+    if source == "shapes":
+        return shapes_prompts(split, limit=limit)
+    path = Path(source)
+    if path.is_dir():
+        categories = tuple(c for c in COMPBENCH_CATEGORIES if (path / f"{c}_{split}.txt").is_file())
+        if not categories:
+            raise FileNotFoundError(f"{path} holds no <category>_{split}.txt prompt files")
+        return compbench_prompts(path, split, limit, categories)
+    return official_json_prompts(path, limit)

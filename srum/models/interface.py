@@ -33,9 +33,9 @@ class UnifiedModel(Protocol):
     def latents_to_tokens(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) latents → (B, n_tokens, token_dim), the space velocities live in."""
 
-    def velocity(self, prompts: list[str], noisy_tokens: torch.Tensor, t: torch.Tensor,
+    def velocity(self, prompts: list[str | None], noisy_tokens: torch.Tensor, t: torch.Tensor,
                  grid: tuple[int, int]) -> torch.Tensor:
-        """Predicted velocity (B, n_tokens, token_dim) for prompts, x_t tokens and times t (B,); differentiable."""
+        """Predicted velocity (B, n_tokens, token_dim) for prompts (None: dropped), x_t tokens and times t (B,)."""
 
     def generate_text(self, images: list[Image.Image | None], questions: list[str], max_new_tokens: int = 64) -> list[str]:
         """Greedy answers to questions about images (None: text only)."""

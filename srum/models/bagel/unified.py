@@ -9,6 +9,7 @@ same context, with the plan re-encoded as a new segment.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,8 @@ class BagelUnified:
     tokenizer: PreTrainedTokenizerBase
     guidance: GuidanceParams = field(default_factory=GuidanceParams)
     max_think_tokens: int = 1000
+    # Training forwards go through this callable when set (the DeepSpeed engine wrapping `model`).
+    forward_module: Callable | None = None
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
@@ -130,12 +133,13 @@ class BagelUnified:
         p = self.config.latent_patch_size
         return torch.stack([patchify_latent(x, p) for x in latents])
 
-    def velocity(self, prompts: list[str], noisy_tokens: torch.Tensor, t: torch.Tensor,
+    def velocity(self, prompts: list[str | None], noisy_tokens: torch.Tensor, t: torch.Tensor,
                  grid: tuple[int, int]) -> torch.Tensor:
-        """v(x_t | prompt) as in BAGEL's training forward (text segment, then the noisy block)."""
-        samples = [[self.text(p), Latent(x, grid, ti, noisy=True)] for p, x, ti in zip(prompts, noisy_tokens, t)]
+        """v(x_t | prompt) as in BAGEL's training forward (text segment, then the noisy block); None = no prompt."""
+        samples = [([self.text(p)] if p is not None else []) + [Latent(x, grid, ti, noisy=True)]
+                   for p, x, ti in zip(prompts, noisy_tokens, t)]
         batch = build_batch(samples, self.config)
-        out = self.model(batch)
+        out = (self.forward_module or self.model)(batch)
         return self.model.velocity(out.hidden[batch.noisy.to(out.hidden.device)]).reshape(noisy_tokens.shape)
 
     # ---- understanding ----------------------------------------------------------------------

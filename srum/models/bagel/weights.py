@@ -135,15 +135,20 @@ def load_bagel(
 
 
 def save_bagel(folder: str | Path, model: Bagel, vae: BagelVAE,
-               tokenizer: PreTrainedTokenizerBase | None = None, guidance: GuidanceParams | None = None) -> None:
-    """Write `config.json`, `model.safetensors`, `vae.safetensors` (+ tokenizer, sampler defaults), atomically."""
+               tokenizer: PreTrainedTokenizerBase | None = None, guidance: GuidanceParams | None = None,
+               state_dict: dict[str, torch.Tensor] | None = None) -> None:
+    """Write `config.json`, `model.safetensors`, `vae.safetensors` (+ tokenizer, sampler defaults), atomically.
+
+    `state_dict` replaces `model.state_dict()` when the module's own parameters are sharded (ZeRO-3).
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     model.config.save(folder / "config.json")
     if guidance is not None:
         atomic_write_json(folder / GENERATION_CONFIG, dataclasses.asdict(guidance))
-    for name, module in (("model.safetensors", model), ("vae.safetensors", vae.model)):
-        state = {k: v.detach().contiguous().cpu() for k, v in module.state_dict().items()}
+    for name, state in (("model.safetensors", state_dict if state_dict is not None else model.state_dict()),
+                        ("vae.safetensors", vae.model.state_dict())):
+        state = {k: v.detach().contiguous().cpu() for k, v in state.items()}
         with atomic_path(folder / name) as tmp:
             save_file(state, str(tmp), metadata={"format": "pt"})
     if tokenizer is not None:

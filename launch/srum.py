@@ -1,0 +1,56 @@
+"""Run SRUM: `deepspeed [--num_gpus N] launch/srum.py RECIPE.yaml [key=value ...] [--dry-run]`.
+
+    deepspeed --num_gpus 2 launch/srum.py recipes/shapes.yaml          # 2 CPU ranks, the shipped tiny model
+    deepspeed launch/srum.py recipes/bagel.yaml model.path=/data/BAGEL-7B-MoT regions.sam_path=/data/sam-vit-huge
+    python launch/srum.py recipes/bagel.yaml --dry-run                 # validate, check paths, print the plan
+
+Rerunning the same command resumes: finished work is skipped, training continues from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# launch/srum.py would shadow the `srum` package for scripts run from this folder: drop the folder from the path.
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
+
+# One thread per rank: ranks share the machine's cores, and oversubscribed OpenMP is 100× slower.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+from srum.config import ConfigError, check_paths, load_config  # noqa: E402
+
+
+def main() -> None:
+    args = [a for a in sys.argv[1:] if not a.startswith("--local_rank")]  # the deepspeed launcher appends it
+    dry_run = "--dry-run" in args
+    args = [a for a in args if a != "--dry-run"]
+    if not args:
+        sys.exit(__doc__)
+    try:
+        cfg = load_config(args[0], args[1:])
+        if dry_run:
+            check_paths(cfg)
+    except (ConfigError, FileNotFoundError) as e:
+        sys.exit(f"srum: {e}")
+    from srum.pipeline import plan
+    from srum.utils.logging import setup_logging
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    setup_logging(int(os.environ.get("RANK", "0")), cfg.log.level)
+    if dry_run:
+        print(plan(cfg, world))
+        print("config and paths OK (dry run: nothing was loaded or written)")
+        return
+    check_paths(cfg)
+    from srum.pipeline import run_srum
+    from srum.utils.dist import init_distributed
+
+    with init_distributed(cfg.train.backend.value) as dist:
+        export = run_srum(cfg, dist)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(f"final checkpoint: {export}")
+
+
+if __name__ == "__main__":
+    main()

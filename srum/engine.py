@@ -1,0 +1,112 @@
+"""Stage 5 engine: DeepSpeed ZeRO-2/3 around the trainable model, resume checkpoints, HF-style export.
+
+CPU runs use gloo with fp32 and DeepSpeed's torch AdamW (`torch_adam`, no op build); GPU runs use
+NCCL with bf16. Only the generation side trains unless `train.freeze_und=false`: the `*_moe_gen`
+expert, `norm_moe_gen`, `time_embedder`, `vae2llm` and `llm2vae` (text never attends to images, so
+freezing the understanding side cuts no gradient the generation side needs).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+
+from srum.config import TrainConfig
+from srum.utils.dist import DistInfo
+
+logger = logging.getLogger(__name__)
+
+GENERATION_SIDE = ("_moe_gen", "time_embedder.", "vae2llm.", "llm2vae.")
+
+
+def set_trainable(model: torch.nn.Module, freeze_und: bool) -> list[torch.nn.Parameter]:
+    """Mark trainable parameters (all, or the generation side only) and return them."""
+    params = []
+    for name, p in model.named_parameters():
+        p.requires_grad_(not freeze_und or any(tag in name for tag in GENERATION_SIDE))
+        if p.requires_grad:
+            params.append(p)
+    if not params:
+        raise ValueError("no trainable parameters: the model has no generation-side parameters to train")
+    return params
+
+
+def deepspeed_config(cfg: TrainConfig, world_size: int, dtype: torch.dtype) -> dict:
+    """The DeepSpeed json, from the train section."""
+    return {
+        "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+        "gradient_accumulation_steps": cfg.grad_accum_steps,
+        "train_batch_size": cfg.micro_batch_size * cfg.grad_accum_steps * world_size,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": {"stage": cfg.zero_stage, "overlap_comm": False, "contiguous_gradients": True},
+        "bf16": {"enabled": dtype == torch.bfloat16},
+        "optimizer": {"type": "AdamW", "params": {"lr": cfg.lr, "betas": list(cfg.betas), "eps": cfg.eps,
+                                                   "weight_decay": cfg.weight_decay, "torch_adam": True}},
+        "scheduler": {"type": "WarmupLR", "params": {"warmup_min_lr": 0.0, "warmup_max_lr": cfg.lr,
+                                                     "warmup_num_steps": max(cfg.warmup_steps, 1),
+                                                     "warmup_type": "linear"}},
+        "steps_per_print": 10**9,
+        "wall_clock_breakdown": False,
+    }
+
+
+class TrainEngine:
+    """A DeepSpeed engine over `model`, with the few operations the loop needs."""
+
+    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, dtype: torch.dtype) -> None:
+        import deepspeed
+
+        self.cfg, self.dist = cfg, dist
+        params = set_trainable(model, cfg.freeze_und)
+        n_train = sum(p.numel() for p in params)
+        self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
+                                                    config=deepspeed_config(cfg, dist.world_size, dtype))
+        logger.info("engine zero_stage=%d world=%d trainable_params=%d dtype=%s", cfg.zero_stage, dist.world_size,
+                    n_train, dtype)
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.engine.module
+
+    def backward_and_step(self, loss: torch.Tensor) -> float:
+        """Backward, then an optimiser step at accumulation boundaries; returns the last global grad norm."""
+        self.engine.backward(loss)
+        self.engine.step()
+        norm = self.engine.get_global_grad_norm()
+        return float(norm) if norm is not None else float("nan")
+
+    @property
+    def lr(self) -> float:
+        return self.engine.get_lr()[0]
+
+    def save(self, folder: Path, step: int) -> None:
+        """A resume checkpoint (DeepSpeed's own format: its optimizer and RNG state are part of it)."""
+        self.engine.save_checkpoint(str(folder), tag=f"step{step:07d}", client_state={"step": step})
+
+    def load(self, folder: Path) -> int:
+        """Resume from the latest checkpoint in `folder`; returns its step (0 when there is none)."""
+        if not (folder / "latest").is_file():
+            return 0
+        _, client = self.engine.load_checkpoint(str(folder))
+        step = int(client["step"])
+        logger.info("resumed checkpoint=%s step=%d", folder, step)
+        return step
+
+    def full_state_dict(self) -> dict[str, torch.Tensor]:
+        """Every parameter and buffer, whole, on CPU (gathered from the ZeRO-3 shards when needed)."""
+        module = self.engine.module
+        if self.cfg.zero_stage == 3:
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
+                return {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
+        return {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
+
+    def partitioned_parameter_numel(self) -> int:
+        """Parameter values this rank holds (ZeRO-3 shards them; ZeRO-2 keeps full copies)."""
+        total = 0
+        for p in self.engine.module.parameters():
+            total += p.ds_tensor.numel() if hasattr(p, "ds_tensor") else p.numel()
+        return total

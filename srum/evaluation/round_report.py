@@ -1,0 +1,72 @@
+"""Per-round HTML page: each image with its region boxes, region/global scores and reward-map overlay."""
+
+from __future__ import annotations
+
+import html
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+from safetensors.torch import load_file
+from torch.nn import functional as F
+
+from srum.utils.io import atomic_path, atomic_write_text
+
+
+def overlay(image: Image.Image, weights: torch.Tensor, grid: tuple[int, int]) -> Image.Image:
+    """The image blended with its reward map (red = high weight, blue = low), upsampled to the image size."""
+    m = weights.reshape(1, 1, *grid).float()
+    m = F.interpolate(m, size=(image.height, image.width), mode="nearest")[0, 0].clamp(-1, 1).numpy()
+    heat = np.zeros((*m.shape, 3), dtype=np.float32)
+    heat[..., 0] = np.clip(m, 0, 1)
+    heat[..., 2] = np.clip(1 - m, 0, 1) * (m >= 0) + np.clip(-m, 0, 1) * (m < 0)
+    base = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
+    return Image.fromarray((255 * (0.5 * base + 0.5 * heat)).astype(np.uint8))
+
+
+def with_boxes(image: Image.Image, boxes: list[list[int]], scores: list[float | None]) -> Image.Image:
+    out = image.convert("RGB").copy()
+    draw = ImageDraw.Draw(out)
+    for box, s in zip(boxes, scores):
+        color = (0, 170, 0) if (s or 0) > 0 else (220, 0, 0)
+        draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=color)
+    return out
+
+
+def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int = 48, scale: int = 3) -> Path:
+    """`round_dir/report.html` from the generate and judge outputs (the first `max_images` images)."""
+    gen, scored = round_dir / "generate", round_dir / "score"
+    pics = round_dir / "report"
+    cells = []
+    for chunk in sorted((scored / "judge").glob("chunk_*.json")):
+        rows = json.loads(chunk.read_text())
+        maps = load_file(str(scored / "reward" / f"{chunk.stem}.safetensors"))
+        for r in rows:
+            if len(cells) >= max_images:
+                break
+            image = Image.open(gen / r["file"]).convert("RGB")
+            big = (image.width * scale, image.height * scale)
+            boxed = with_boxes(image.resize(big, Image.Resampling.NEAREST),
+                               [[c * scale for c in b] for b in r["boxes"]], r["region_scores"])
+            names = [f"{r['job']:06d}_boxes.png", f"{r['job']:06d}_reward.png"]
+            with atomic_path(pics / names[0]) as tmp:
+                boxed.save(tmp, format="PNG")
+            if str(r["job"]) in maps:
+                with atomic_path(pics / names[1]) as tmp:
+                    overlay(image.resize(big, Image.Resampling.NEAREST), maps[str(r["job"])], grid).save(tmp, format="PNG")
+                reward_img = f'<img src="report/{names[1]}">'
+            else:
+                reward_img = "<div class='dropped'>dropped</div>"
+            regions = ", ".join("–" if s is None else f"{s:+.2f}" for s in r["region_scores"])
+            g = "–" if r["global_score"] is None else f"{r['global_score']:+.2f}"
+            cells.append(f"<figure><img src='report/{names[0]}'>{reward_img}<figcaption><b>{html.escape(r['prompt'])}"
+                         f"</b><br>global {g} · regions [{regions}]</figcaption></figure>")
+    page = ("<!doctype html><html><head><meta charset='utf-8'><title>srum round</title><style>"
+            "body{font-family:sans-serif} .grid{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:400px;"
+            "font-size:12px} img{margin-right:4px} .dropped{display:inline-block;width:190px;color:#999}</style>"
+            f"</head><body><h1>{html.escape(round_dir.name)}</h1><p>Left: region boxes (green: score > 0, red: ≤ 0)."
+            " Right: reward map on the latent grid (red high, blue low).</p>"
+            f"<div class='grid'>{''.join(cells)}</div></body></html>")
+    return atomic_write_text(round_dir / "report.html", page)

@@ -1,0 +1,58 @@
+"""Stage 1 generate: prompts → images and their clean latents, in chunks that are each written atomically.
+
+Chunk k holds prompts [k·B, (k+1)·B) of the prompt list; rank r takes chunks k ≡ r (mod world size).
+A chunk is done when its `.json` exists (written after its tensors), so a killed run redoes only
+unfinished chunks. Image j of prompt item i always gets seed `seed + i·images_per_prompt + j`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from srum.config import GenerateConfig
+from srum.evaluation.benchmarks import PromptItem
+from srum.models.interface import UnifiedModel
+from srum.utils.dist import DistInfo
+from srum.utils.io import atomic_path, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+def jobs_of(items: list[PromptItem], images_per_prompt: int, seed: int) -> list[dict]:
+    """One job per image: its prompt item, position and seed."""
+    return [{"job": i * images_per_prompt + j, "category": it.category, "index": it.index, "prompt": it.prompt,
+             "seed": seed + i * images_per_prompt + j}
+            for i, it in enumerate(items) for j in range(images_per_prompt)]
+
+
+def chunk_ids(n_jobs: int, batch_size: int, dist: DistInfo) -> list[int]:
+    n_chunks = (n_jobs + batch_size - 1) // batch_size
+    return dist.shard(list(range(n_chunks)))
+
+
+def generate_stage(model: UnifiedModel, items: list[PromptItem], cfg: GenerateConfig, out: Path,
+                   dist: DistInfo, progress: bool = True) -> int:
+    """Draw every unfinished chunk of this rank; returns how many chunks it drew."""
+    jobs = jobs_of(items, cfg.images_per_prompt, cfg.seed)
+    todo = [k for k in chunk_ids(len(jobs), cfg.batch_size, dist) if not (out / f"chunk_{k:05d}.json").is_file()]
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    for k in tqdm(todo, desc="generate", disable=not (progress and dist.is_main), dynamic_ncols=True):
+        chunk = jobs[k * cfg.batch_size:(k + 1) * cfg.batch_size]
+        result = model.sample_images([j["prompt"] for j in chunk], [j["seed"] for j in chunk], cfg.resolution,
+                                     cfg.resolution, think=cfg.think)
+        records = []
+        for n, (job, image) in enumerate(zip(chunk, result.images)):
+            name = f"images/{job['job']:06d}.png"
+            with atomic_path(out / name) as tmp:
+                image.save(tmp, format="PNG")
+            records.append({**job, "file": name, "plan": result.plans[n] if result.plans else None})
+        with atomic_path(out / f"chunk_{k:05d}.safetensors") as tmp:
+            save_file({"latents": result.latents.contiguous().float()}, str(tmp))
+        atomic_write_json(out / f"chunk_{k:05d}.json", records)
+    logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
+                len(chunk_ids(len(jobs), cfg.batch_size, dist)) - len(todo))
+    return len(todo)

@@ -1,0 +1,85 @@
+"""Stage 4: the SRUM objective as pure losses: reward-weighted flow matching plus a constraint (srum.md §3.3-3.4).
+
+No model here: callers pass velocities (B, N, C) (N latent tokens, C patch channels, v = ε − x0) and per-token
+weights (B, N) from the reward map. Everything is computed in float32 (bf16 squared errors lose the small
+differences the constraint terms measure).
+"""
+
+from __future__ import annotations
+
+import torch
+
+from srum.config import Constraint, ObjectiveConfig
+
+
+def _check_velocities(v_pred: torch.Tensor, other: torch.Tensor, name: str) -> None:
+    if v_pred.shape != other.shape:
+        raise ValueError(f"v_pred has shape {tuple(v_pred.shape)} but {name} has {tuple(other.shape)}; "
+                         "both are (B, N, C)")
+
+
+def reward_weighted_flow_loss(v_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """mean over B·N·C of weights·(v_pred − target)²: the official reward term L_R (srum.md §3.3).
+
+    v_pred, target: (B, N, C); weights: (B, N), one per latent token. The mean runs over every token and channel
+    of the batch, with no per-sample normalisation, as official; all-ones weights give plain flow matching.
+    """
+    _check_velocities(v_pred, target, "target")
+    if v_pred.ndim != 3 or weights.shape != v_pred.shape[:2]:
+        raise ValueError(
+            f"weights has shape {tuple(weights.shape)}; expected (B, N) = {tuple(v_pred.shape[:2])} for velocities "
+            f"of shape {tuple(v_pred.shape)} (B, N, C)"
+        )
+    err = (v_pred.float() - target.float()).pow(2)  # (B, N, C)
+    return (weights.float().unsqueeze(-1) * err).mean()
+
+
+def anchor_loss(v_pred: torch.Tensor, target_good: torch.Tensor) -> torch.Tensor:
+    """mean((v_pred − target_good)²): the official constraint, unweighted flow matching to the "good" image."""
+    _check_velocities(v_pred, target_good, "target_good")
+    return (v_pred.float() - target_good.float()).pow(2).mean()
+
+
+def velocity_kl(v_pred: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
+    """mean((v_pred − v_ref)²) against a frozen reference's velocity: the per-step KL proxy (srum.md §3.4).
+
+    For Gaussian Euler transitions with a shared variance, the KL between the two models' steps is proportional
+    to the squared velocity difference, so this is 0 for an unchanged model and grows quadratically with drift.
+    v_ref is detached: the reference is frozen.
+    """
+    _check_velocities(v_pred, v_ref, "v_ref")
+    return (v_pred.float() - v_ref.detach().float()).pow(2).mean()
+
+
+def srum_loss(v_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, cfg: ObjectiveConfig,
+              v_ref: torch.Tensor | None = None,
+              target_good: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Total loss = reward term + constraint term, and its parts as detached scalars.
+
+    constraint=anchor: λ·mean((v − target_good)²) with λ = cfg.anchor_weight; target_good defaults to `target`,
+    since official good == bad (§3.3), and then the total is exactly mean((R + λ)·e).
+    constraint=kl: β·mean((v − v_ref)²) with β = cfg.kl_weight; v_ref is required.
+    constraint=none: the reward term alone.
+    Metrics: `loss`, `reward_term`, `constraint_term`, and `kl` whenever v_ref is given (even if not trained on),
+    so drift from the base can be watched under any constraint. They stay tensors: `.item()` is a device sync,
+    left to the caller's logging cadence.
+    """
+    if cfg.constraint == Constraint.kl and v_ref is None:
+        raise ValueError(
+            "objective.constraint=kl needs the frozen reference's velocity: pass v_ref (the base model's velocity "
+            "on the same x_t, t and prompt), or set objective.constraint=anchor|none"
+        )
+    reward_term = reward_weighted_flow_loss(v_pred, target, weights)
+    kl = velocity_kl(v_pred, v_ref) if v_ref is not None else None
+    if cfg.constraint == Constraint.anchor:
+        constraint_term = cfg.anchor_weight * anchor_loss(v_pred, target if target_good is None else target_good)
+    elif cfg.constraint == Constraint.kl:
+        assert kl is not None  # checked above
+        constraint_term = cfg.kl_weight * kl
+    else:
+        constraint_term = torch.zeros((), dtype=reward_term.dtype, device=reward_term.device)
+    loss = reward_term + constraint_term
+    metrics = {"loss": loss.detach(), "reward_term": reward_term.detach(), "constraint_term": constraint_term.detach()}
+    if kl is not None:
+        metrics["kl"] = kl.detach()
+    return loss, metrics

@@ -1,0 +1,410 @@
+"""Stage 2a: class-agnostic region proposals per generated image (srum.md §1.3; weak points §5 items 6-7).
+
+Two proposers share one output type. `SamProposer` is the official pipeline: SAM's automatic mask generator at its
+default settings (point grid, predicted-IoU and stability filters, box NMS), re-implemented on transformers' SamModel
+because transformers' own `mask-generation` pipeline needs torchvision. `ComponentsProposer` is a cheap, exact
+stand-in for flat-colour ShapesWorld images: connected components of same-hue foreground pixels.
+Both end in `filter_regions`: largest first, optional minimum area, box NMS, top `max_regions`.
+
+Conventions: boxes are integer pixel [x1, y1, x2, y2] with x2/y2 *exclusive*, so x2 - x1 is the width (the official
+code converts SAM's inclusive XYWH boxes, so its x2/y2 are one pixel smaller); masks are (H, W) bool arrays; `area`
+is the mask's pixel count.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from srum.config import RegionProposer as ProposerKind
+from srum.config import RegionsConfig
+
+logger = logging.getLogger(__name__)
+
+Box = tuple[int, int, int, int]
+
+MASK_THRESHOLD = 0.0  # SAM's logit threshold for a binary mask (SamModel / segment_anything default)
+
+
+@dataclass
+class Region:
+    """One proposed region: its box, its mask (None when a proposer only has a box), pixel area and confidence."""
+
+    box_xyxy: Box  # pixels, x2/y2 exclusive
+    mask: np.ndarray | None  # (H, W) bool
+    area: int
+    score: float | None = None  # proposer confidence, e.g. SAM's predicted IoU; None when it has none
+
+
+@runtime_checkable
+class RegionProposer(Protocol):
+    """Anything that turns images into regions; the judge stage only sees this."""
+
+    def propose(self, images: list[Image.Image]) -> list[list[Region]]:
+        """Regions for each image, largest first, at most `max_regions` per image."""
+        ...
+
+
+# ---------------------------------------------------------------------------------------------------- box math
+
+
+def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes → (N, M); empty boxes have IoU 0 with everything."""
+    a, b = a.float(), b.float()
+    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
+    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
+    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
+    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
+    wh = (rb - lt).clamp(min=0)
+    inter = wh[..., 0] * wh[..., 1]
+    union = area_a[:, None] + area_b[None, :] - inter
+    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
+
+
+def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_thresh: float) -> torch.Tensor:
+    """Greedy non-maximum suppression, as torchvision.ops.nms: indices of kept boxes, highest score first.
+
+    A box is dropped when its IoU with an already kept, higher-scored box is > `iou_thresh`; ties in score keep the
+    earlier index first, so the result is deterministic.
+    """
+    if boxes.numel() == 0:
+        return torch.zeros(0, dtype=torch.long, device=boxes.device)
+    order = torch.sort(scores.float(), descending=True, stable=True).indices
+    iou = box_iou(boxes[order], boxes[order]).cpu().numpy()
+    suppressed = np.zeros(len(order), dtype=bool)
+    keep = []
+    for i in range(len(order)):
+        if suppressed[i]:
+            continue
+        keep.append(i)
+        suppressed |= iou[i] > iou_thresh
+    return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
+
+
+def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
+    """(N, H, W) bool → (N, 4) int64 xyxy boxes with exclusive x2/y2; an empty mask gives [0, 0, 0, 0]."""
+    if masks.numel() == 0:
+        return torch.zeros(masks.shape[0], 4, dtype=torch.long, device=masks.device)
+    h, w = masks.shape[-2:]
+    rows, cols = masks.any(dim=2), masks.any(dim=1)  # (N, H), (N, W)
+    ar_h = torch.arange(h, device=masks.device)
+    ar_w = torch.arange(w, device=masks.device)
+    y1 = torch.where(rows, ar_h, h).min(dim=1).values
+    y2 = torch.where(rows, ar_h, -1).max(dim=1).values + 1
+    x1 = torch.where(cols, ar_w, w).min(dim=1).values
+    x2 = torch.where(cols, ar_w, -1).max(dim=1).values + 1
+    boxes = torch.stack([x1, y1, x2, y2], dim=1)
+    empty = ~rows.any(dim=1)
+    return torch.where(empty[:, None], torch.zeros_like(boxes), boxes)
+
+
+def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) -> torch.Tensor:
+    """SAM's stability score: IoU of the mask at threshold+offset with the mask at threshold−offset, over (..., H, W).
+
+    The high mask lies inside the low one, so IoU = |high| / |low|. An empty low mask scores 0 (SAM gives NaN,
+    which fails every threshold > 0 just the same).
+    """
+    inter = (logits > mask_threshold + offset).sum(dim=(-2, -1), dtype=torch.int64)
+    union = (logits > mask_threshold - offset).sum(dim=(-2, -1), dtype=torch.int64)
+    ratio = inter.float() / union.clamp(min=1).float()
+    return torch.where(union > 0, ratio, torch.zeros_like(ratio))
+
+
+def point_grid(points_per_side: int) -> np.ndarray:
+    """(n², 2) points (x, y) in [0, 1]: cell centres of an n×n grid, x fastest (as segment_anything's grid)."""
+    offset = 1 / (2 * points_per_side)
+    side = np.linspace(offset, 1 - offset, points_per_side)
+    xs = np.tile(side[None, :], (points_per_side, 1))
+    ys = np.tile(side[:, None], (1, points_per_side))
+    return np.stack([xs, ys], axis=-1).reshape(-1, 2)
+
+
+def filter_regions(regions: list[Region], max_regions: int, min_area_frac: float, image_size: tuple[int, int],
+                   nms_thresh: float) -> list[Region]:
+    """Largest first; drop regions under `min_area_frac` of the image; drop any whose box has IoU > `nms_thresh` with
+    a larger kept one; keep the first `max_regions`.
+
+    `image_size` is (height, width); only its product is used. The official pipeline is the sort and the top-k
+    (srum.md §1.3); area filter and dedup are §5.7 and are no-ops at min_area_frac=0, nms_thresh=1.
+    """
+    min_area = min_area_frac * image_size[0] * image_size[1]
+    ordered = sorted(regions, key=lambda r: -r.area)  # stable: equal areas keep the proposer's order
+    kept: list[Region] = []
+    kept_boxes: list[torch.Tensor] = []
+    for r in ordered:
+        if len(kept) >= max_regions:
+            break
+        if r.area < min_area:
+            continue
+        box = torch.tensor([r.box_xyxy], dtype=torch.float32)
+        if kept_boxes and bool((box_iou(box, torch.cat(kept_boxes)) > nms_thresh).any()):
+            continue
+        kept.append(r)
+        kept_boxes.append(box)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------------- SAM
+
+
+class SamProposer:
+    """SAM automatic mask generation (srum.md §1.3) on a local transformers SamModel folder.
+
+    Per image: embed once; prompt with a points_per_side² grid, points_per_batch points at a time, three masks per
+    point; keep masks with predicted IoU > pred_iou_thresh and stability ≥ stability_score_thresh (the comparisons
+    segment_anything uses; a threshold of 0 skips its filter), box NMS at box_nms_thresh by predicted IoU, then
+    `filter_regions`. No crop layers and no small-region cleanup, as in the official defaults.
+    """
+
+    def __init__(self, model_path: str, cfg: RegionsConfig, device: torch.device | str = "cpu",
+                 dtype: torch.dtype = torch.float32) -> None:
+        from transformers import SamModel, SamProcessor  # deferred: only the SAM proposer needs them
+
+        path = Path(model_path)
+        if not (path / "config.json").is_file():
+            raise FileNotFoundError(
+                f"regions.sam_path={model_path!r} is not a transformers SAM folder (no config.json there); point it "
+                f"at a local download of facebook/sam-vit-huge, or set regions.proposer=components")
+        self.cfg = cfg
+        self.device = torch.device(device)
+        self.dtype = dtype
+        self.processor = SamProcessor.from_pretrained(str(path))
+        self.model = SamModel.from_pretrained(str(path), dtype=dtype).to(self.device).eval()
+        side = self.processor.image_processor.size["longest_edge"]
+        if side != self.model.config.vision_config.image_size:
+            raise ValueError(
+                f"regions.sam_path={model_path!r}: the processor resizes to longest_edge={side} but the model expects "
+                f"{self.model.config.vision_config.image_size} px; fix size/pad_size in its preprocessor config")
+        self._grid = point_grid(cfg.points_per_side)
+
+    def propose(self, images: list[Image.Image]) -> list[list[Region]]:
+        """Regions for each image, largest first (see the class docstring)."""
+        return [self._propose_one(im) for im in images]
+
+    @torch.inference_mode()
+    def _propose_one(self, image: Image.Image) -> list[Region]:
+        cfg = self.cfg
+        image = image.convert("RGB")
+        w, h = image.size
+        enc = self.processor(images=image, return_tensors="pt")
+        original_size = [int(v) for v in enc["original_sizes"][0]]
+        reshaped = [int(v) for v in enc["reshaped_input_sizes"][0]]
+        embeddings = self.model.get_image_embeddings(enc["pixel_values"].to(self.device, self.dtype))
+        # grid in image pixels (x, y), then into the resized frame the prompt encoder works in
+        points = self._grid * np.array([w, h]) * np.array([reshaped[1] / w, reshaped[0] / h])
+        masks, boxes, scores = [], [], []
+        n_candidates = 0
+        for start in range(0, len(points), cfg.points_per_batch):
+            batch = torch.as_tensor(points[start:start + cfg.points_per_batch], dtype=torch.float32,
+                                    device=self.device)
+            out = self.model(image_embeddings=embeddings, input_points=batch[None, :, None, :],
+                             input_labels=torch.ones(1, len(batch), 1, dtype=torch.long, device=self.device),
+                             multimask_output=True)
+            # fp32 before thresholding: the stability score counts pixels within ±offset of the threshold
+            low_res = out.pred_masks[0].float()  # (P, 3, h', w')
+            logits = self.processor.post_process_masks([low_res], [original_size], [reshaped],
+                                                       mask_threshold=MASK_THRESHOLD, binarize=False)[0]
+            logits = logits.flatten(0, 1)  # (P·3, H, W)
+            iou_pred = out.iou_scores[0].float().flatten()
+            n_candidates += len(iou_pred)
+            keep = torch.ones_like(iou_pred, dtype=torch.bool)
+            if cfg.pred_iou_thresh > 0:
+                keep &= iou_pred > cfg.pred_iou_thresh
+            if cfg.stability_score_thresh > 0:
+                stability = stability_score(logits, MASK_THRESHOLD, cfg.stability_score_offset)
+                keep &= stability >= cfg.stability_score_thresh
+            binary = logits[keep] > MASK_THRESHOLD
+            masks.append(binary.cpu())
+            boxes.append(masks_to_boxes(binary).cpu())
+            scores.append(iou_pred[keep].cpu())
+        all_masks, all_boxes, all_scores = torch.cat(masks), torch.cat(boxes), torch.cat(scores)
+        nonempty = all_masks.flatten(1).any(dim=1)
+        all_masks, all_boxes, all_scores = all_masks[nonempty], all_boxes[nonempty], all_scores[nonempty]
+        kept = nms(all_boxes, all_scores, cfg.box_nms_thresh)
+        regions = [Region(box_xyxy=tuple(int(v) for v in all_boxes[i]), mask=all_masks[i].numpy(),
+                          area=int(all_masks[i].sum()), score=float(all_scores[i])) for i in kept.tolist()]
+        out_regions = filter_regions(regions, cfg.max_regions, cfg.min_area_frac, (h, w), cfg.box_nms_thresh)
+        logger.debug("stage=regions proposer=sam size=%dx%d candidates=%d passed=%d after_nms=%d kept=%d",
+                     w, h, n_candidates, int(nonempty.sum()), len(regions), len(out_regions))
+        return out_regions
+
+
+# ---------------------------------------------------------------------------------------------------- components
+
+FG_DISTANCE = 0.2  # max-channel distance from the background colour (after a 3×3 box filter) to count as foreground
+CHROMA_MIN = 0.08  # max − min channel below this: achromatic, its hue is noise; such pixels form their own group
+HUE_BIN_DEG = 5.0
+PEAK_MIN_SEP_DEG = 15.0  # hue peaks closer than this are one colour (ShapesWorld's palette is ≥ 25° apart)
+HUE_GATE_DEG = 20.0  # pixels farther than this from every peak (blurred seams between colours) join no group
+MIN_COMPONENT_FRAC = 0.002  # components under this fraction of the image are noise, not objects (8 px at 64²)
+
+
+class ComponentsProposer:
+    """Connected same-hue foreground components, for flat-colour images (ShapesWorld); CPU, no model, no scene spec.
+
+    1. 3×3 box filter (noise ÷ 3); background = median colour of the 2-px border;
+    2. foreground = pixels farther than FG_DISTANCE from it;
+    3. hue groups from the peaks of the foreground hue histogram (data-driven, no palette): a dark stripe or dot of
+       the object's own colour has the same hue, so textured objects stay whole, and two touching objects of
+       different colours fall into different groups; low-chroma foreground is one "achromatic" group;
+    4. a 3×3 opening per group removes the 1-2 px seams that blur leaves where two colours meet, then the shaved
+       corners are given back; 4-connected components of each group are the regions.
+    """
+
+    def __init__(self, cfg: RegionsConfig) -> None:
+        self.cfg = cfg
+
+    def propose(self, images: list[Image.Image]) -> list[list[Region]]:
+        """Regions for each image, largest first (see the class docstring)."""
+        return [self._propose_one(im) for im in images]
+
+    def _propose_one(self, image: Image.Image) -> list[Region]:
+        rgb = _box3(np.asarray(image.convert("RGB"), dtype=np.float32) / 255)
+        h, w, _ = rgb.shape
+        groups = hue_groups(rgb)
+        comps, n = label_components(groups)
+        counts = np.bincount(comps[comps >= 0], minlength=n)
+        regions = []
+        for k in np.flatnonzero(counts >= MIN_COMPONENT_FRAC * h * w):
+            mask = comps == k
+            ys, xs = np.nonzero(mask)
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            regions.append(Region(box_xyxy=box, mask=mask, area=int(counts[k])))
+        out = filter_regions(regions, self.cfg.max_regions, self.cfg.min_area_frac, (h, w), self.cfg.box_nms_thresh)
+        logger.debug("stage=regions proposer=components size=%dx%d components=%d kept=%d", w, h, n, len(out))
+        return out
+
+
+def hue_groups(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3) float in [0, 1] → (H, W) int group per foreground pixel, −1 for background and seams."""
+    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
+                             rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
+    bg = np.median(border, axis=0)
+    fg = np.abs(rgb - bg).max(axis=2) > FG_DISTANCE
+    vmax, vmin = rgb.max(axis=2), rgb.min(axis=2)
+    chroma = vmax - vmin
+    hue = _hue(rgb, vmax, chroma)
+    chromatic = fg & (chroma >= CHROMA_MIN)
+    peaks = hue_peaks(hue[chromatic], min_count=max(1, int(MIN_COMPONENT_FRAC * rgb.shape[0] * rgb.shape[1])))
+    labels = np.full(fg.shape, -1, dtype=np.int32)
+    if len(peaks):
+        d = np.abs(hue[..., None] - peaks)
+        d = np.minimum(d, 360 - d)
+        labels = np.where(chromatic & (d.min(axis=2) <= HUE_GATE_DEG), d.argmin(axis=2), -1).astype(np.int32)
+    labels[fg & (chroma < CHROMA_MIN)] = len(peaks)  # achromatic foreground: grey or black objects
+    out = np.full_like(labels, -1)
+    for g in range(len(peaks) + 1):
+        raw = labels == g
+        if not raw.any():
+            continue
+        opened = _dilate(_erode(raw))
+        out[opened | (_dilate(opened) & raw)] = g  # the opening removes seams; give back its shaved corners
+    return out
+
+
+def hue_peaks(hues: np.ndarray, min_count: int) -> np.ndarray:
+    """Hues (degrees) of the local maxima of a smoothed circular histogram that hold ≥ `min_count` pixels within
+    ±PEAK_MIN_SEP_DEG/2; peaks closer than PEAK_MIN_SEP_DEG keep only the larger."""
+    nbins = int(round(360 / HUE_BIN_DEG))
+    hist = np.bincount((hues / HUE_BIN_DEG).astype(np.int64) % nbins, minlength=nbins).astype(np.float64)
+    kernel = np.array([1, 4, 6, 4, 1], dtype=np.float64) / 16  # binomial ≈ Gaussian σ = 1 bin
+    smooth = sum(k * np.roll(hist, s) for k, s in zip(kernel, range(-2, 3)))
+    is_peak = (smooth >= np.roll(smooth, 1)) & (smooth > np.roll(smooth, -1)) & (smooth > 0)
+    half = int(PEAK_MIN_SEP_DEG / HUE_BIN_DEG / 2)
+    mass = sum(np.roll(hist, s) for s in range(-half, half + 1))
+    cand = [i for i in np.flatnonzero(is_peak) if mass[i] >= min_count]
+    cand.sort(key=lambda i: -smooth[i])
+    chosen: list[int] = []
+    for i in cand:
+        if all(min(abs(i - j), nbins - abs(i - j)) * HUE_BIN_DEG >= PEAK_MIN_SEP_DEG for j in chosen):
+            chosen.append(i)
+    return np.array([(i + 0.5) * HUE_BIN_DEG for i in sorted(chosen)], dtype=np.float32)
+
+
+def label_components(groups: np.ndarray) -> tuple[np.ndarray, int]:
+    """4-connected components of equal non-negative values in an (H, W) int map → (labels, count), −1 elsewhere.
+
+    Vectorised label propagation: every pixel takes the smallest pixel index among same-group neighbours, plus
+    pointer jumping (label ← label of its label), until nothing changes; then labels are renumbered 0..n−1 in
+    raster order of each component's first pixel.
+    """
+    h, w = groups.shape
+    valid = groups >= 0
+    sentinel = h * w
+    lab = np.where(valid, np.arange(h * w).reshape(h, w), sentinel)
+    link_r = valid[:, :-1] & (groups[:, :-1] == groups[:, 1:])
+    link_d = valid[:-1, :] & (groups[:-1, :] == groups[1:, :])
+    flat_valid = valid.ravel()
+    while True:
+        new = lab.copy()
+        m = np.minimum(lab[:, :-1], lab[:, 1:])
+        new[:, :-1] = np.where(link_r, np.minimum(new[:, :-1], m), new[:, :-1])
+        new[:, 1:] = np.where(link_r, np.minimum(new[:, 1:], m), new[:, 1:])
+        m = np.minimum(lab[:-1, :], lab[1:, :])
+        new[:-1, :] = np.where(link_d, np.minimum(new[:-1, :], m), new[:-1, :])
+        new[1:, :] = np.where(link_d, np.minimum(new[1:, :], m), new[1:, :])
+        flat = new.ravel()
+        for _ in range(4):  # a label always points at a pixel of the same component with a smaller index
+            flat[flat_valid] = flat[flat[flat_valid]]
+        if np.array_equal(new, lab):
+            break
+        lab = new
+    out = np.full((h, w), -1, dtype=np.int32)
+    roots, inverse = np.unique(lab[valid], return_inverse=True)
+    out[valid] = inverse.astype(np.int32)
+    return out, len(roots)
+
+
+def _hue(rgb: np.ndarray, vmax: np.ndarray, chroma: np.ndarray) -> np.ndarray:
+    """HSV hue in degrees [0, 360); 0 where chroma is 0."""
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    c = np.maximum(chroma, 1e-6)
+    hue = np.where(vmax == r, ((g - b) / c) % 6, np.where(vmax == g, (b - r) / c + 2, (r - g) / c + 4))
+    return np.where(chroma > 0, hue * 60, 0.0) % 360
+
+
+def _box3(x: np.ndarray) -> np.ndarray:
+    p = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
+    h, w = x.shape[:2]
+    return sum(p[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9
+
+
+def _erode(m: np.ndarray) -> np.ndarray:
+    p = np.pad(m, 1, mode="edge")
+    h, w = m.shape
+    out = np.ones_like(m)
+    for i in range(3):
+        for j in range(3):
+            out &= p[i:i + h, j:j + w]
+    return out
+
+
+def _dilate(m: np.ndarray) -> np.ndarray:
+    p = np.pad(m, 1, mode="constant")
+    h, w = m.shape
+    out = np.zeros_like(m)
+    for i in range(3):
+        for j in range(3):
+            out |= p[i:i + h, j:j + w]
+    return out
+
+
+# ---------------------------------------------------------------------------------------------------- factory
+
+
+def build_proposer(cfg: RegionsConfig, device: torch.device | str = "cpu",
+                   dtype: torch.dtype = torch.float32) -> RegionProposer:
+    """The proposer `cfg.proposer` names; device and dtype matter only for SAM."""
+    kind = ProposerKind(cfg.proposer)
+    if kind == ProposerKind.sam:
+        if cfg.sam_path is None:
+            raise ValueError("regions.proposer=sam needs regions.sam_path=/path/to/sam-vit-huge "
+                             "(a local transformers SAM folder), or set regions.proposer=components")
+        return SamProposer(cfg.sam_path, cfg, device, dtype)
+    return ComponentsProposer(cfg)

@@ -1,0 +1,62 @@
+"""Stages 2-3: propose regions, self-judge, build reward maps — per generated chunk, written atomically.
+
+For generated chunk k: `judge/chunk_k.json` holds each image's regions, scores and raw judge text;
+`reward/chunk_k.safetensors` holds each kept image's reward map on the latent grid (images the
+reward rules drop, e.g. a global score of exactly 0 in the official recipe, are listed as dropped).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+from tqdm import tqdm
+
+from srum.config import RewardConfig
+from srum.rewards.judge import SelfJudge
+from srum.rewards.regions import RegionProposer
+from srum.rewards.reward_map import build_reward_map
+from srum.utils.dist import DistInfo
+from srum.utils.io import atomic_path, atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+
+def score_stage(judge: SelfJudge, proposer: RegionProposer, reward_cfg: RewardConfig, generated: Path, out: Path,
+                grid: tuple[int, int], dist: DistInfo, progress: bool = True) -> dict[str, float]:
+    """Score every generated chunk of this rank that has no judgement yet; returns counts for logging."""
+    chunks = sorted(generated.glob("chunk_*.json"))
+    mine = [c for c in chunks if int(c.stem.split("_")[1]) % dist.world_size == dist.rank]
+    todo = [c for c in mine if not (out / "judge" / c.name).is_file()]
+    stats = {"images": 0, "kept": 0, "parse_failures": 0, "global_sum": 0.0, "regions": 0}
+    for chunk in tqdm(todo, desc="judge", disable=not (progress and dist.is_main), dynamic_ncols=True):
+        records = json.loads(chunk.read_text())
+        images = [Image.open(generated / r["file"]).convert("RGB") for r in records]
+        regions = proposer.propose(images)
+        judgements = judge.judge(images, [r["prompt"] for r in records], regions)
+        maps, rows = {}, []
+        for r, image, j in zip(records, images, judgements):
+            reward = build_reward_map(j, image.height, image.width, reward_cfg, grid)
+            if reward is not None:
+                maps[str(r["job"])] = reward.float().contiguous()
+            rows.append({"job": r["job"], "prompt": r["prompt"], "file": r["file"], "kept": reward is not None,
+                         "global_score": j.global_score, "region_scores": j.region_scores,
+                         "boxes": [list(reg.box_xyxy) for reg in j.regions], "raw": j.raw,
+                         "parse_failures": j.parse_failures})
+            stats["images"] += 1
+            stats["kept"] += reward is not None
+            stats["parse_failures"] += j.parse_failures
+            stats["global_sum"] += j.global_score or 0.0
+            stats["regions"] += len(j.regions)
+        (out / "reward").mkdir(parents=True, exist_ok=True)
+        with atomic_path(out / "reward" / f"{chunk.stem}.safetensors") as tmp:
+            save_file(maps or {"_empty": torch.zeros(0)}, str(tmp))
+        atomic_write_json(out / "judge" / chunk.name, rows)
+    logger.info("stage=judge rank=%d images=%d kept=%d parse_failures=%d regions=%d mean_global=%.3f",
+                dist.rank, stats["images"], stats["kept"], stats["parse_failures"], stats["regions"],
+                stats["global_sum"] / max(stats["images"], 1))
+    return stats

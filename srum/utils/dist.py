@@ -1,0 +1,81 @@
+"""Rank and world helpers, and the process group's lifetime: the only place that reads rank variables.
+
+Launched by `deepspeed` (or torchrun), ranks come from RANK / LOCAL_RANK / WORLD_SIZE; run plainly,
+the process becomes rank 0 of a one-rank group on a free local port.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as tdist
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int
+    world_size: int
+    local_rank: int
+    backend: str | None  # None: no process group (library use outside `init_distributed`)
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        if self.backend is not None:
+            tdist.barrier()
+
+    def shard(self, items: list) -> list:
+        """This rank's share, dealt round-robin (rank r takes items r, r+W, …)."""
+        return items[self.rank::self.world_size]
+
+
+def choose_backend(name: str) -> str:
+    if name == "auto":
+        return "nccl" if torch.cuda.is_available() else "gloo"
+    return name
+
+
+@contextlib.contextmanager
+def init_distributed(backend: str = "auto", timeout_minutes: int = 60) -> Iterator[DistInfo]:
+    """Join the process group when launched with several ranks, and always destroy it on exit."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if "MASTER_ADDR" not in os.environ:  # a plain `python` run: a one-rank group, so DeepSpeed runs unchanged
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1",
+                          LOCAL_RANK="0")
+    chosen = choose_backend(backend)
+    if chosen == "nccl":
+        torch.cuda.set_device(local_rank)
+    tdist.init_process_group(backend=chosen, timeout=datetime.timedelta(minutes=timeout_minutes))
+    try:
+        yield DistInfo(rank, world, local_rank, chosen)
+    finally:
+        tdist.destroy_process_group()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def all_gather_objects(obj, info: DistInfo) -> list:
+    """Every rank's `obj`, in rank order (a single-element list when not distributed)."""
+    if info.backend is None:
+        return [obj]
+    out = [None] * info.world_size
+    tdist.all_gather_object(out, obj)
+    return out

@@ -1,0 +1,91 @@
+"""`deepspeed --num_gpus 2 launch/srum.py recipes/shapes.yaml` end to end on a tiny random checkpoint:
+every stage's files, and a run killed with SIGKILL mid-training that resumes to the same weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from srum.models.bagel.config import BagelConfig
+from srum.models.bagel.model import Bagel
+from srum.models.bagel.vae import BagelVAE
+from srum.models.bagel.weights import save_bagel
+from srum.models.tokenizer import build_word_tokenizer
+from srum.worlds.shapes.tasks import vocabulary
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    cfg = BagelConfig.tiny()
+    st = cfg.special_tokens
+    tok = build_word_tokenizer(vocabulary(), cfg.llm_config.vocab_size, {
+        "<|im_start|>": st.bos_token_id, "<|im_end|>": st.eos_token_id,
+        "<|vision_start|>": st.start_of_image, "<|vision_end|>": st.end_of_image})
+    folder = tmp_path_factory.mktemp("ck")
+    save_bagel(folder, Bagel(cfg), BagelVAE(cfg.vae_config), tok)
+    return folder
+
+
+def command(checkpoint: Path, out: Path, port: int) -> list[str]:
+    if shutil.which("deepspeed") is None:
+        pytest.skip("the deepspeed launcher is not on PATH")
+    return ["deepspeed", "--num_gpus", "2", "--master_port", str(port), str(ROOT / "launch" / "srum.py"),
+            str(ROOT / "recipes" / "shapes.yaml"), f"model.path={checkpoint}", f"output.dir={out}",
+            "generate.limit_per_category=2", "generate.batch_size=8", "generate.num_timesteps=4",
+            "train.max_steps=6", "train.save_every=2", "train.micro_batch_size=2", "eval.limit_per_category=1",
+            "log.every=1"]
+
+
+def run(cmd: list[str]) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
+
+
+def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
+    a = tmp_path / "a"
+    done = run(command(checkpoint, a, 29611))
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    r1 = a / "round1"
+    for path in ("generate/manifest.json", "score/manifest.json", "checkpoints/manifest.json", "export/DONE.json",
+                 "export/model.safetensors", "eval/scores.json", "eval/report.html"):
+        assert (r1 / path).is_file(), path
+    assert (r1 / "report.html").read_text().count("<figure>") == 32  # 2 prompts × 8 categories × 2 images
+    manifest = json.loads((a / "manifest.json").read_text())
+    assert {"config", "versions", "git_hash"} <= set(manifest)
+    judged = [row for f in sorted((r1 / "score" / "judge").glob("*.json")) for row in json.loads(f.read_text())]
+    assert len(judged) == 32 and all(-1 <= row["global_score"] <= 1 for row in judged)
+    scores = json.loads((r1 / "eval" / "scores.json").read_text())
+    assert scores["n_images"] == 8
+
+    # The same run killed (SIGKILL, whole process group) once training has written a checkpoint, then rerun.
+    b = tmp_path / "b"
+    proc = subprocess.Popen(command(checkpoint, b, 29612), cwd=ROOT, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (b / "round1" / "checkpoints" / "latest").is_file():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (b / "round1" / "export" / "DONE.json").exists()
+    resumed = run(command(checkpoint, b, 29613))
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "chunks_done=0" in resumed.stderr  # generation was not redone
+    wa = load_file(str(r1 / "export" / "model.safetensors"))
+    wb = load_file(str(b / "round1" / "export" / "model.safetensors"))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k

@@ -1,0 +1,87 @@
+"""SRUM losses against hand numbers and their invariants (srum.md §3.3-3.4)."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from srum.config import Constraint, ObjectiveConfig
+from srum.objectives import anchor_loss, reward_weighted_flow_loss, srum_loss, velocity_kl
+
+# B=1, N=2 tokens, C=2 channels. Squared errors e: token 0 → (1, 4), token 1 → (1, 1).
+V = torch.tensor([[[1.0, 2.0], [0.0, 0.0]]])
+T = torch.tensor([[[0.0, 0.0], [1.0, 1.0]]])
+W = torch.tensor([[0.5, 2.0]])
+
+
+def test_reward_term_hand_value():
+    # (0.5·1 + 0.5·4 + 2·1 + 2·1) / 4 = 6.5 / 4
+    assert reward_weighted_flow_loss(V, T, W).item() == pytest.approx(1.625)
+
+
+def test_all_ones_weights_is_plain_flow_matching():
+    g = torch.Generator().manual_seed(0)
+    v, t = torch.randn(3, 5, 4, generator=g), torch.randn(3, 5, 4, generator=g)
+    loss = reward_weighted_flow_loss(v, t, torch.ones(3, 5))
+    torch.testing.assert_close(loss, F.mse_loss(v, t))
+
+
+def test_official_loss_with_good_equal_bad():
+    # anchor λ=0.5: λ·mean(e) = 0.5·7/4 = 0.875; total 1.625 + 0.875 = 2.5
+    # = mean((R+λ)·e) = (1·1 + 1·4 + 2.5·1 + 2.5·1)/4 = 10/4.
+    cfg = ObjectiveConfig(constraint=Constraint.anchor, anchor_weight=0.5)
+    loss, m = srum_loss(V, T, W, cfg)
+    assert loss.item() == pytest.approx(2.5)
+    assert m["reward_term"].item() == pytest.approx(1.625)
+    assert m["constraint_term"].item() == pytest.approx(0.875)
+    assert "kl" not in m
+    g = torch.Generator().manual_seed(1)
+    v, t, w = torch.randn(2, 6, 3, generator=g), torch.randn(2, 6, 3, generator=g), torch.rand(2, 6, generator=g)
+    loss, _ = srum_loss(v, t, w, cfg)
+    torch.testing.assert_close(loss, ((w + 0.5).unsqueeze(-1) * (v - t).pow(2)).mean())
+
+
+def test_anchor_uses_target_good_when_given():
+    good = torch.zeros_like(T)  # e_good: token 0 → (1, 4), token 1 → (0, 0); mean 5/4
+    cfg = ObjectiveConfig(constraint=Constraint.anchor, anchor_weight=0.5)
+    _, m = srum_loss(V, T, W, cfg, target_good=good)
+    assert m["constraint_term"].item() == pytest.approx(0.5 * 1.25)
+    assert anchor_loss(V, good).item() == pytest.approx(1.25)
+
+
+def test_kl_zero_when_unchanged_and_quadratic_in_drift():
+    g = torch.Generator().manual_seed(2)
+    v_ref, d = torch.randn(2, 4, 3, generator=g), torch.randn(2, 4, 3, generator=g)
+    assert velocity_kl(v_ref.clone(), v_ref).item() == 0.0
+    k1, k2 = velocity_kl(v_ref + 0.1 * d, v_ref), velocity_kl(v_ref + 0.2 * d, v_ref)
+    assert k2.item() == pytest.approx(4 * k1.item(), rel=1e-5)  # doubling the drift quadruples it
+    assert k1.item() == pytest.approx(0.01 * d.pow(2).mean().item(), rel=1e-5)
+
+
+def test_kl_constraint_weight_metric_and_detach():
+    cfg = ObjectiveConfig(constraint=Constraint.kl, kl_weight=0.1)
+    v_ref = (V + 1.0).requires_grad_()  # every channel differs by 1 → kl = 1
+    v = V.clone().requires_grad_()
+    loss, m = srum_loss(v, T, W, cfg, v_ref=v_ref)
+    assert m["kl"].item() == pytest.approx(1.0)
+    assert m["constraint_term"].item() == pytest.approx(0.1)
+    assert loss.item() == pytest.approx(1.625 + 0.1)
+    loss.backward()
+    assert v.grad is not None and v_ref.grad is None  # the reference is frozen
+
+
+def test_kl_reported_under_anchor_and_none():
+    v_ref = V + 1.0
+    _, m = srum_loss(V, T, W, ObjectiveConfig(constraint=Constraint.anchor), v_ref=v_ref)
+    assert m["kl"].item() == pytest.approx(1.0)
+    loss, m = srum_loss(V, T, W, ObjectiveConfig(constraint=Constraint.none), v_ref=v_ref)
+    assert m["constraint_term"].item() == 0.0 and m["kl"].item() == pytest.approx(1.0)
+    assert loss.item() == pytest.approx(1.625)
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="v_ref"):
+        srum_loss(V, T, W, ObjectiveConfig(constraint=Constraint.kl, kl_weight=0.1))
+    with pytest.raises(ValueError, match=r"weights has shape"):
+        reward_weighted_flow_loss(V, T, torch.ones(1, 3))
+    with pytest.raises(ValueError, match="target has"):
+        reward_weighted_flow_loss(V, T[:, :1], W)
