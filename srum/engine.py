@@ -52,6 +52,21 @@ def deepspeed_config(cfg: TrainConfig, world_size: int, dtype: torch.dtype) -> d
     }
 
 
+def frozen_reference(model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, dtype: torch.dtype):
+    """A frozen copy for the `kl` constraint: sharded by a ZeRO-3 inference engine (no optimizer) under
+    stage 3, so it costs each rank 1/world of its size; a plain module under stage 2."""
+    model.requires_grad_(False).eval()
+    if cfg.zero_stage != 3:
+        return model
+    import deepspeed
+
+    config = {k: v for k, v in deepspeed_config(cfg, dist.world_size, dtype).items()
+              if k not in ("optimizer", "scheduler", "gradient_clipping")}
+    engine, *_ = deepspeed.initialize(model=model, config=config)
+    engine.eval()
+    return engine
+
+
 class TrainEngine:
     """A DeepSpeed engine over `model`, with the few operations the loop needs."""
 

@@ -71,7 +71,7 @@ def plan(cfg: RunConfig, world_size: int) -> str:
 
 def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     """All rounds; returns the last round's export folder."""
-    from srum.engine import TrainEngine
+    from srum.engine import TrainEngine, frozen_reference
     from srum.evaluation.round_report import write_round_report
     from srum.rewards.judge import SelfJudge, templates_for
     from srum.rewards.regions import build_proposer
@@ -119,12 +119,13 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
             writer.add_scalar("judge/parse_failures", totals["parse_failures"], r)
 
         samples = load_training_samples(rd / "generate", rd / "score", unified.latents_to_tokens)
+        train_dtype = resolve_dtype(cfg.train.dtype, device)
         reference = None
         if cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0:
             reference = load_model(model_path, cfg, dist)  # the frozen start of this round
-            reference.model.requires_grad_(False)
+            reference.forward_module = frozen_reference(reference.model, cfg.train, dist, train_dtype)
         unified.model.train()
-        engine = TrainEngine(unified.model, cfg.train, dist, resolve_dtype(cfg.train.dtype, device))
+        engine = TrainEngine(unified.model, cfg.train, dist, train_dtype)
         unified.forward_module = engine.engine
         metrics = train_round(unified, engine, samples, grid, cfg, rd / "checkpoints", dist, reference, writer)
         state = engine.full_state_dict()

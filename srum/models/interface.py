@@ -37,8 +37,9 @@ class UnifiedModel(Protocol):
                  grid: tuple[int, int]) -> torch.Tensor:
         """Predicted velocity (B, n_tokens, token_dim) for prompts (None: dropped), x_t tokens and times t (B,)."""
 
-    def generate_text(self, images: list[Image.Image | None], questions: list[str], max_new_tokens: int = 64) -> list[str]:
-        """Greedy answers to questions about images (None: text only)."""
+    def generate_text(self, images: list[Image.Image | None], questions: list[str], max_new_tokens: int = 64,
+                      temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """Answers to questions about images (None: text only): greedy, or sampled at temperature > 0 from `seed`."""
 
     def answer_distribution(self, images: list[Image.Image | None], questions: list[str],
                             answers: list[str]) -> torch.Tensor:

@@ -389,7 +389,8 @@ class SelfJudge:
             temperature = self.cfg.retry_temperature if attempt > 0 else 0.0
             for start in range(0, len(pending), self.cfg.batch_size):
                 chunk = pending[start:start + self.cfg.batch_size]
-                texts = self._generate([q.image for q in chunk], [q.text for q in chunk], max_new_tokens, temperature)
+                texts = self._generate([q.image for q in chunk], [q.text for q in chunk], max_new_tokens, temperature,
+                                       seed=attempt)
                 for q, text in zip(chunk, texts):
                     q.raw, q.score = text, self._parse(q, text)
             pending = [q for q in pending if q.score is None]
@@ -400,10 +401,10 @@ class SelfJudge:
                     q.score = min(max(q.score, -1.0), 1.0)
 
     def _generate(self, images: list[Image.Image], questions: list[str], max_new_tokens: int,
-                  temperature: float) -> list[str]:
+                  temperature: float, seed: int = 0) -> list[str]:
         if temperature > 0 and self._can_sample:
-            sample = self.model.generate_text  # a backend extension: the interface itself is greedy-only
-            texts = sample(images, questions, max_new_tokens, temperature=temperature)  # type: ignore[call-arg]
+            # each retry samples with its own seed, so a retry is not the same answer again
+            texts = self.model.generate_text(images, questions, max_new_tokens, temperature=temperature, seed=seed)
         else:
             texts = self.model.generate_text(images, questions, max_new_tokens)
         if len(texts) != len(questions):

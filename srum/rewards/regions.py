@@ -24,6 +24,7 @@ from PIL import Image
 
 from srum.config import RegionProposer as ProposerKind
 from srum.config import RegionsConfig
+from srum.utils.pixels import border_color, box_filter3, dilate_labels3, hue_degrees, label_components, open_labels3
 
 logger = logging.getLogger(__name__)
 
@@ -265,7 +266,7 @@ class ComponentsProposer:
         return [self._propose_one(im) for im in images]
 
     def _propose_one(self, image: Image.Image) -> list[Region]:
-        rgb = _box3(np.asarray(image.convert("RGB"), dtype=np.float32) / 255)
+        rgb = box_filter3(np.asarray(image.convert("RGB"), dtype=np.float32) / 255)
         h, w, _ = rgb.shape
         groups = hue_groups(rgb)
         comps, n = label_components(groups)
@@ -283,13 +284,10 @@ class ComponentsProposer:
 
 def hue_groups(rgb: np.ndarray) -> np.ndarray:
     """(H, W, 3) float in [0, 1] → (H, W) int group per foreground pixel, −1 for background and seams."""
-    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
-                             rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
+    bg = border_color(rgb)
     fg = np.abs(rgb - bg).max(axis=2) > FG_DISTANCE
-    vmax, vmin = rgb.max(axis=2), rgb.min(axis=2)
-    chroma = vmax - vmin
-    hue = _hue(rgb, vmax, chroma)
+    chroma = rgb.max(axis=2) - rgb.min(axis=2)
+    hue = hue_degrees(rgb)
     chromatic = fg & (chroma >= CHROMA_MIN)
     peaks = hue_peaks(hue[chromatic], min_count=max(1, int(MIN_COMPONENT_FRAC * rgb.shape[0] * rgb.shape[1])))
     labels = np.full(fg.shape, -1, dtype=np.int32)
@@ -298,14 +296,9 @@ def hue_groups(rgb: np.ndarray) -> np.ndarray:
         d = np.minimum(d, 360 - d)
         labels = np.where(chromatic & (d.min(axis=2) <= HUE_GATE_DEG), d.argmin(axis=2), -1).astype(np.int32)
     labels[fg & (chroma < CHROMA_MIN)] = len(peaks)  # achromatic foreground: grey or black objects
-    out = np.full_like(labels, -1)
-    for g in range(len(peaks) + 1):
-        raw = labels == g
-        if not raw.any():
-            continue
-        opened = _dilate(_erode(raw))
-        out[opened | (_dilate(opened) & raw)] = g  # the opening removes seams; give back its shaved corners
-    return out
+    # the opening removes seams (edge padding: a group is not eroded by the image border); then give back the
+    # corners it shaved off, per group, before the components are labelled
+    return dilate_labels3(open_labels3(labels, pad="edge"), labels)
 
 
 def hue_peaks(hues: np.ndarray, min_count: int) -> np.ndarray:
@@ -325,74 +318,6 @@ def hue_peaks(hues: np.ndarray, min_count: int) -> np.ndarray:
         if all(min(abs(i - j), nbins - abs(i - j)) * HUE_BIN_DEG >= PEAK_MIN_SEP_DEG for j in chosen):
             chosen.append(i)
     return np.array([(i + 0.5) * HUE_BIN_DEG for i in sorted(chosen)], dtype=np.float32)
-
-
-def label_components(groups: np.ndarray) -> tuple[np.ndarray, int]:
-    """4-connected components of equal non-negative values in an (H, W) int map → (labels, count), −1 elsewhere.
-
-    Vectorised label propagation: every pixel takes the smallest pixel index among same-group neighbours, plus
-    pointer jumping (label ← label of its label), until nothing changes; then labels are renumbered 0..n−1 in
-    raster order of each component's first pixel.
-    """
-    h, w = groups.shape
-    valid = groups >= 0
-    sentinel = h * w
-    lab = np.where(valid, np.arange(h * w).reshape(h, w), sentinel)
-    link_r = valid[:, :-1] & (groups[:, :-1] == groups[:, 1:])
-    link_d = valid[:-1, :] & (groups[:-1, :] == groups[1:, :])
-    flat_valid = valid.ravel()
-    while True:
-        new = lab.copy()
-        m = np.minimum(lab[:, :-1], lab[:, 1:])
-        new[:, :-1] = np.where(link_r, np.minimum(new[:, :-1], m), new[:, :-1])
-        new[:, 1:] = np.where(link_r, np.minimum(new[:, 1:], m), new[:, 1:])
-        m = np.minimum(lab[:-1, :], lab[1:, :])
-        new[:-1, :] = np.where(link_d, np.minimum(new[:-1, :], m), new[:-1, :])
-        new[1:, :] = np.where(link_d, np.minimum(new[1:, :], m), new[1:, :])
-        flat = new.ravel()
-        for _ in range(4):  # a label always points at a pixel of the same component with a smaller index
-            flat[flat_valid] = flat[flat[flat_valid]]
-        if np.array_equal(new, lab):
-            break
-        lab = new
-    out = np.full((h, w), -1, dtype=np.int32)
-    roots, inverse = np.unique(lab[valid], return_inverse=True)
-    out[valid] = inverse.astype(np.int32)
-    return out, len(roots)
-
-
-def _hue(rgb: np.ndarray, vmax: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    """HSV hue in degrees [0, 360); 0 where chroma is 0."""
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    c = np.maximum(chroma, 1e-6)
-    hue = np.where(vmax == r, ((g - b) / c) % 6, np.where(vmax == g, (b - r) / c + 2, (r - g) / c + 4))
-    return np.where(chroma > 0, hue * 60, 0.0) % 360
-
-
-def _box3(x: np.ndarray) -> np.ndarray:
-    p = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    h, w = x.shape[:2]
-    return sum(p[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9
-
-
-def _erode(m: np.ndarray) -> np.ndarray:
-    p = np.pad(m, 1, mode="edge")
-    h, w = m.shape
-    out = np.ones_like(m)
-    for i in range(3):
-        for j in range(3):
-            out &= p[i:i + h, j:j + w]
-    return out
-
-
-def _dilate(m: np.ndarray) -> np.ndarray:
-    p = np.pad(m, 1, mode="constant")
-    h, w = m.shape
-    out = np.zeros_like(m)
-    for i in range(3):
-        for j in range(3):
-            out |= p[i:i + h, j:j + w]
-    return out
 
 
 # ---------------------------------------------------------------------------------------------------- factory

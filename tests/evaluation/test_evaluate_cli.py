@@ -15,8 +15,7 @@ from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.vae import BagelVAE
 from srum.models.bagel.weights import save_bagel
-from srum.models.tokenizer import build_word_tokenizer
-from srum.worlds.shapes.tasks import vocabulary
+from srum.worlds.shapes.model import shapes_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -25,10 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def tiny_checkpoint(tmp_path) -> Path:
     torch.manual_seed(0)
     cfg = BagelConfig.tiny()
-    st = cfg.special_tokens
-    tok = build_word_tokenizer(vocabulary(), cfg.llm_config.vocab_size, {
-        "<|im_start|>": st.bos_token_id, "<|im_end|>": st.eos_token_id,
-        "<|vision_start|>": st.start_of_image, "<|vision_end|>": st.end_of_image})
+    tok = shapes_tokenizer(cfg)  # the ShapesWorld vocabulary on the tiny config's ids
     save_bagel(tmp_path / "ck", Bagel(cfg), BagelVAE(cfg.vae_config), tok)
     return tmp_path / "ck"
 

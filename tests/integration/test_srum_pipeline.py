@@ -19,8 +19,7 @@ from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.vae import BagelVAE
 from srum.models.bagel.weights import save_bagel
-from srum.models.tokenizer import build_word_tokenizer
-from srum.worlds.shapes.tasks import vocabulary
+from srum.worlds.shapes.model import shapes_tokenizer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -30,10 +29,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def checkpoint(tmp_path_factory) -> Path:
     torch.manual_seed(0)
     cfg = BagelConfig.tiny()
-    st = cfg.special_tokens
-    tok = build_word_tokenizer(vocabulary(), cfg.llm_config.vocab_size, {
-        "<|im_start|>": st.bos_token_id, "<|im_end|>": st.eos_token_id,
-        "<|vision_start|>": st.start_of_image, "<|vision_end|>": st.end_of_image})
+    tok = shapes_tokenizer(cfg)  # the ShapesWorld vocabulary on the tiny config's ids
     folder = tmp_path_factory.mktemp("ck")
     save_bagel(folder, Bagel(cfg), BagelVAE(cfg.vae_config), tok)
     return folder

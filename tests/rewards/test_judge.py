@@ -78,9 +78,11 @@ class SamplingTextModel(TextModel):
     def __init__(self, *args) -> None:
         super().__init__(*args)
         self.temperatures: list[float | None] = []
+        self.seeds: list[int | None] = []
 
-    def generate_text(self, images, questions, max_new_tokens=64, temperature=None):
+    def generate_text(self, images, questions, max_new_tokens=64, temperature=None, seed=None):
         self.temperatures.append(temperature)
+        self.seeds.append(seed)
         return super().generate_text(images, questions, max_new_tokens)
 
 
@@ -233,6 +235,7 @@ def test_text_judge_samples_on_retry_when_the_model_allows():
     cfg = JudgeConfig(mode=JudgeMode.text, max_retries=2, retry_temperature=0.7, global_layout=True)
     SelfJudge(model, cfg, OFFICIAL_TEMPLATES).judge([_image()], [PROMPT], [[_region((0, 0, 32, 32))]])
     assert model.temperatures == [None, 0.7, None]  # global greedy, global retry sampled, region greedy
+    assert model.seeds[1] == 1  # the retry's own seed: a second retry would sample differently
 
 
 def test_text_judge_think_instruction_and_sample_level():

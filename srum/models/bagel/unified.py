@@ -150,8 +150,11 @@ class BagelUnified:
                              for im, q in zip(images, questions)])
 
     def generate_text(self, images: list[Image.Image | None], questions: list[str],
-                      max_new_tokens: int = 64) -> list[str]:
-        ids = generate_text(self.model, self._question_context(images, questions), max_new_tokens)
+                      max_new_tokens: int = 64, temperature: float = 0.0, seed: int = 0) -> list[str]:
+        """Greedy answers, or sampled ones at `temperature` > 0 (seeded, e.g. for judge retries)."""
+        generator = torch.Generator().manual_seed(seed) if temperature > 0 else None
+        ids = generate_text(self.model, self._question_context(images, questions), max_new_tokens,
+                            do_sample=temperature > 0, temperature=max(temperature, 1e-6), generator=generator)
         return [self.tokenizer.decode(x, skip_special_tokens=True) for x in ids]
 
     def answer_token_ids(self, answers: list[str]) -> list[int]:

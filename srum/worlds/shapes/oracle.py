@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from PIL import Image
 
+from srum.utils.pixels import border_color, box_filter3, dilate3, erode3, hue_degrees, label_components, open_labels3
 from srum.worlds.shapes.grammar import CONTAINMENT, DEPTH, Group, PromptSpec, Requirement, parse_prompt, requirements
 from srum.worlds.shapes.scene import COLORS, PALETTE, SIZE_THRESHOLD
 
@@ -185,20 +186,18 @@ def to_array(image) -> np.ndarray:
 
 def parse_image(image) -> list[Detected]:
     """Every object the oracle finds, in no particular order."""
-    rgb = _box3(to_array(image))
+    rgb = box_filter3(to_array(image))
     h, w, _ = rgb.shape
-    border = np.concatenate([rgb[:2].reshape(-1, 3), rgb[-2:].reshape(-1, 3),
-                             rgb[:, :2].reshape(-1, 3), rgb[:, -2:].reshape(-1, 3)])
-    bg = np.median(border, axis=0)
+    bg = border_color(rgb)
     vmax, vmin = rgb.max(axis=2), rgb.min(axis=2)
     chroma = vmax - vmin
     fg = (np.abs(rgb - bg).max(axis=2) > FG_DISTANCE) & (chroma > FG_CHROMA)
-    hue = _hue(rgb, vmax, chroma)
+    hue = hue_degrees(rgb)  # [0, 360); the circular distance below treats 0 and 360 alike
     dist = np.abs(hue[..., None] - _PALETTE_HUES)
     dist = np.minimum(dist, 360 - dist)
     labels = np.where(fg & (dist.min(axis=2) < HUE_GATE), dist.argmin(axis=2), -1).astype(np.int32)
-    opened = _open(labels)
-    comps, n = _components(opened)
+    opened = open_labels3(labels, pad="constant")  # a colour touching the canvas edge loses its outermost pixels
+    comps, n = label_components(opened)
     if n == 0:
         return []
     flat = comps.ravel()
@@ -214,7 +213,7 @@ def parse_image(image) -> list[Detected]:
         mask = np.zeros((h, w), dtype=bool)
         mask[ys, xs] = True
         color = int(opened.ravel()[idx[0]])
-        mask |= _dilate(mask) & (labels == color)  # give back the corner pixels the opening shaved off
+        mask |= dilate3(mask) & (labels == color)  # give back the corner pixels the opening shaved off
         ys, xs = np.nonzero(mask)
         objects.append(_describe(mask, ys, xs, color, vmax))
     return objects
@@ -254,9 +253,9 @@ def _symmetry(mask: np.ndarray) -> tuple[float, float]:
 
 def _texture(mask: np.ndarray, value: np.ndarray) -> str | None:
     """solid / striped / dotted from the brightness (max channel) inside the mask, 2 px away from its edge."""
-    core = _erode(mask)
-    if _erode(core).sum() >= 12:  # prefer 2 px from the edge; thin rings (an outer object) make do with 1 px
-        core = _erode(core)
+    core = erode3(mask, pad="constant")
+    if erode3(core, pad="constant").sum() >= 12:  # prefer 2 px from the edge; thin rings make do with 1 px
+        core = erode3(core, pad="constant")
     elif core.sum() < 12:
         return None
     v = value[core]
@@ -270,77 +269,6 @@ def _texture(mask: np.ndarray, value: np.ndarray) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------- numpy helpers
-
-
-def _box3(x: np.ndarray) -> np.ndarray:
-    p = np.pad(x, ((1, 1), (1, 1), (0, 0)), mode="edge")
-    h, w = x.shape[:2]
-    return sum(p[i:i + h, j:j + w] for i in range(3) for j in range(3)) / 9
-
-
-def _hue(rgb: np.ndarray, vmax: np.ndarray, chroma: np.ndarray) -> np.ndarray:
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    c = np.maximum(chroma, 1e-6)
-    h = np.where(vmax == r, ((g - b) / c) % 6, np.where(vmax == g, (b - r) / c + 2, (r - g) / c + 4))
-    return h * 60
-
-
-def _shifts(a: np.ndarray, fill, offsets):
-    """a shifted by each (dy, dx), padded with `fill`."""
-    h, w = a.shape
-    p = np.pad(a, 1, constant_values=fill)
-    return [p[1 + dy:1 + dy + h, 1 + dx:1 + dx + w] for dy, dx in offsets]
-
-
-_N8 = [(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1) if (dy, dx) != (0, 0)]
-_N4 = [(-1, 0), (1, 0), (0, -1), (0, 1)]
-
-
-def _erode(mask: np.ndarray) -> np.ndarray:
-    out = mask.copy()
-    for s in _shifts(mask, False, _N8):
-        out &= s
-    return out
-
-
-def _dilate(mask: np.ndarray) -> np.ndarray:
-    out = mask.copy()
-    for s in _shifts(mask, False, _N8):
-        out |= s
-    return out
-
-
-def _open(labels: np.ndarray) -> np.ndarray:
-    """Per-label 3×3 opening of a label image (-1 = none): keep pixels next to a pixel whose 3×3 is all one label."""
-    core = labels >= 0
-    for s in _shifts(labels, -1, _N8):
-        core &= s == labels
-    keep = core.copy()
-    for s_lab, s_core in zip(_shifts(labels, -1, _N8), _shifts(core, False, _N8)):
-        keep |= s_core & (s_lab == labels)
-    return np.where(keep & (labels >= 0), labels, -1)
-
-
-def _components(labels: np.ndarray) -> tuple[np.ndarray, int]:
-    """4-connected components of equal labels: min-label propagation with pointer jumping. Returns ids 0..n-1."""
-    h, w = labels.shape
-    big = h * w
-    valid = labels >= 0
-    comp = np.where(valid, np.arange(big).reshape(h, w), big)
-    same = [s == labels for s in _shifts(labels, -2, _N4)]
-    while True:
-        new = comp.copy()
-        for s, eq in zip(_shifts(comp, big, _N4), same):
-            np.minimum(new, np.where(eq & valid, s, big), out=new)
-        flat = np.append(new.ravel(), big)
-        new = flat[flat[new]]  # pointer jumping: follow each root's root
-        if np.array_equal(new, comp):
-            break
-        comp = new
-    roots = np.unique(comp[valid])
-    out = np.full(big + 1, -1, dtype=np.int64)
-    out[roots] = np.arange(roots.size)
-    return out[comp], int(roots.size)
 
 
 def _hull(ys: np.ndarray, xs: np.ndarray) -> np.ndarray:

@@ -22,6 +22,8 @@ def test_texts_tokenize_without_unknowns_and_avoid_held_out():
         assert not has_held_out(parse_prompt(t2i.prompt), HELD_OUT)
         if qa.answer in (YES, NO):
             answers.append(qa.answer)
+            asked = qa.question.removeprefix("does this image show ").removeprefix("does this region show ")
+            assert not has_held_out(parse_prompt(asked.rstrip("?")), HELD_OUT), qa.question
         else:  # descriptions and region names: each object phrase is free of held-out pairs
             for phrase in qa.answer.replace(", ", " and ").split(" and "):
                 assert not has_held_out(parse_prompt(phrase), HELD_OUT)
