@@ -6,6 +6,15 @@ Writes DIR/scores.json ({benchmark, split, checkpoint, categories, overall, n_im
 DIR/images.json (one record per image) and DIR/report.html. With --understanding (ShapesWorld) it also
 measures balanced yes/no understanding accuracy on renders of the split, and with --self-judge the AUROC of
 the model's own yes/no judgement of its images against the judge's verdict (score == 1).
+
+T2I-CompBench (`--benchmark t2i-compbench --prompts DIR`): judges `vlm` (SRUM's Qwen2.5-VL protocol) and `official`
+(BLIP-VQA / CLIPScore / OWLv2 per category) read local weights from `--judge-paths vlm=DIR,blip=DIR,clip=DIR,owl=DIR`;
+`--tiny-judges DIR` writes tiny random stand-ins there and uses them (plumbing only). Images are also copied to
+DIR/<category>/samples/<prompt>_<index>.png for T2I-CompBench's own scripts, whose vqa_result.json files
+`--import-results FILE_OR_DIR` reads back (with --out DIR of an earlier run; nothing is generated). Also writes
+DIR/scores.md (paper column order, ×100).
+
+    python launch/evaluate.py --compare runs/eval-base runs/eval-srum [--out table.md]   # deltas vs the first
 """
 
 from __future__ import annotations
@@ -18,14 +27,16 @@ sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirna
 
 import argparse
 import dataclasses
+import json
 import logging
 from pathlib import Path
 
 from srum.config import ModelConfig
-from srum.evaluation.benchmarks import compbench_prompts, shapes_prompts
-from srum.evaluation.evaluate import generate_and_judge
-from srum.evaluation.judges import build_judge
-from srum.evaluation.report import write_report, write_scores
+from srum.evaluation.benchmarks import COMPBENCH_CATEGORIES, compbench_prompts, shapes_prompts
+from srum.evaluation.evaluate import generate_and_judge, import_compbench_results, write_compbench_samples
+from srum.evaluation.judges import build_judge, parse_judge_paths
+from srum.evaluation.report import compare_scores, write_report, write_scores
+from srum.evaluation.tiny_judges import make_tiny_judges
 from srum.models.registry import load_unified_model
 from srum.utils.logging import setup_logging
 
@@ -34,12 +45,24 @@ logger = logging.getLogger("launch.evaluate")
 
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--checkpoint", required=True, help="model folder (srum format or official BAGEL release)")
-    ap.add_argument("--benchmark", required=True, choices=["shapes", "t2i-compbench"])
+    ap.add_argument("--checkpoint", help="model folder (srum format or official BAGEL release)")
+    ap.add_argument("--benchmark", choices=["shapes", "t2i-compbench"])
     ap.add_argument("--split", default="val")
     ap.add_argument("--prompts", help="t2i-compbench: folder of <category>_<split>.txt prompt files")
-    ap.add_argument("--out", required=True, type=Path)
-    ap.add_argument("--judge", default=None, help="default: shapes for ShapesWorld")
+    ap.add_argument("--out", type=Path, help="evaluation folder (with --compare: optional Markdown file)")
+    ap.add_argument("--judge", default=None, help="shapes | vlm | official (default: shapes for ShapesWorld, vlm otherwise)")
+    ap.add_argument("--judge-paths", default=None, help="local judge weights: vlm=DIR,blip=DIR,clip=DIR,owl=DIR")
+    ap.add_argument("--tiny-judges", type=Path, default=None,
+                    help="write tiny random judge models to DIR and use them (CPU dry runs; scores are meaningless)")
+    ap.add_argument("--judge-device", default=None, help="device of the judge models (default: cuda if present)")
+    ap.add_argument("--judge-max-new-tokens", type=int, default=512, help="vlm: answer length (official: 512)")
+    ap.add_argument("--failure-score", default="official", choices=["official", "exclude"],
+                    help="vlm: an unparseable answer scores -1 and is averaged in (official) or is left out")
+    ap.add_argument("--complex-subsets", action="store_true",
+                    help="t2i-compbench: also complex_action and complex_spatial; complex = mean of the three (SRUM)")
+    ap.add_argument("--import-results", type=Path, default=None,
+                    help="read T2I-CompBench vqa_result.json (file or folder tree) into --out's records; no generation")
+    ap.add_argument("--compare", nargs="+", default=None, help="scores.json files or folders: one table, deltas")
     ap.add_argument("--images-per-prompt", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="at most this many prompts per category")
     ap.add_argument("--seed", type=int, default=0)
@@ -56,9 +79,46 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
+def build_eval_judge(args: argparse.Namespace, judge_name: str):
+    import torch
+
+    paths = parse_judge_paths(args.judge_paths)
+    if args.tiny_judges is not None:
+        paths = {**{k: str(v) for k, v in make_tiny_judges(args.tiny_judges).items()}, **paths}
+    device = args.judge_device or ("cuda" if torch.cuda.is_available() else "cpu")
+    options = {"vlm": {"max_new_tokens": args.judge_max_new_tokens, "failure_score": args.failure_score}}.get(
+        judge_name, {})
+    return build_judge(judge_name, device=device, paths=paths, **options)
+
+
+def rescore(args: argparse.Namespace) -> None:
+    """--import-results: replace the scores of --out's records by T2I-CompBench's, rewrite scores and reports."""
+    if args.out is None or not (args.out / "images.json").is_file():
+        raise SystemExit("--import-results needs --out DIR of an earlier evaluation (DIR/images.json)")
+    summary = json.loads((args.out / "scores.json").read_text())
+    records = json.loads((args.out / "images.json").read_text())
+    if not all("question_id" in r for r in records):
+        records = write_compbench_samples(args.out, records)
+    n = import_compbench_results(records, args.import_results)
+    keep = {k: v for k, v in summary.items() if k not in ("benchmark", "split", "checkpoint", "categories", "table",
+                                                          "overall", "n_images", "n_excluded", "parse_failures")}
+    keep["imported"] = {"from": str(args.import_results), "records": n}
+    summary = write_scores(args.out, summary["benchmark"], summary["split"], summary["checkpoint"], records, keep)
+    write_report(args.out, summary, records)
+    logger.info("imported=%d overall=%.4f", n, summary["overall"])
+
+
 def main() -> None:
     args = parse_args()
     setup_logging()
+    if args.compare:
+        print(compare_scores(args.compare, args.out), end="")
+        return
+    if args.import_results is not None:
+        rescore(args)
+        return
+    if not args.checkpoint or not args.benchmark or args.out is None:
+        raise SystemExit("evaluate.py needs --checkpoint, --benchmark and --out (or --compare / --import-results)")
     model = load_unified_model(ModelConfig(path=args.checkpoint, dtype=args.dtype, device=args.device))
     overrides = {k: v for k, v in (("num_timesteps", args.steps), ("cfg_text_scale", args.cfg),
                                    ("timestep_shift", args.shift)) if v is not None}
@@ -69,11 +129,14 @@ def main() -> None:
     else:
         if not args.prompts:
             raise SystemExit("--benchmark t2i-compbench needs --prompts DIR (the benchmark's prompt files)")
-        items = compbench_prompts(args.prompts, args.split, args.limit)
+        cats = COMPBENCH_CATEGORIES + (("complex_action", "complex_spatial") if args.complex_subsets else ())
+        items = compbench_prompts(args.prompts, args.split, args.limit, cats)
         judge_name, size = args.judge or "vlm", args.size or 1024
     args.out.mkdir(parents=True, exist_ok=True)
-    records = generate_and_judge(model, items, build_judge(judge_name), args.out, args.images_per_prompt,
+    records = generate_and_judge(model, items, build_eval_judge(args, judge_name), args.out, args.images_per_prompt,
                                  args.seed, size, args.batch_size, args.think)
+    if args.benchmark == "t2i-compbench":
+        records = write_compbench_samples(args.out, records)
     extra = {"seed": args.seed, "images_per_prompt": args.images_per_prompt, "size": size,
              "guidance": dataclasses.asdict(model.guidance), "judge": judge_name}
     if args.self_judge:

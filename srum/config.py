@@ -284,6 +284,8 @@ class TrainConfig:
     weight_decay: float = 0.0
     grad_clip: float = 1.0  # global norm; 0 disables
     freeze_und: bool = False  # official trains both experts
+    lora_rank: int = 0  # > 0: train LoRA adapters on the generation expert instead of its full weights
+    lora_alpha: float = 16.0
     activation_checkpointing: bool = True
     image_max_side: int = 1024  # training transform: longest side ≤, shortest ≥, sides rounded to stride
     image_min_side: int = 512
@@ -310,7 +312,7 @@ class TrainConfig:
         self.betas = _check_pair("train.betas", self.betas, 0.0, 1.0)
         for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "image_stride"):
             _check_positive(f"train.{key}", getattr(self, key))
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "num_workers", "save_every"):
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "num_workers", "save_every", "lora_rank"):
             _check_positive(f"train.{key}", getattr(self, key), allow_zero=True)
         if self.image_min_side > self.image_max_side:
             raise ConfigError(

@@ -1,7 +1,7 @@
 """Stage 5 engine: DeepSpeed ZeRO-2/3 around the trainable model, resume checkpoints, HF-style export.
 
 CPU runs use gloo with fp32 and DeepSpeed's torch AdamW (`torch_adam`, no op build); GPU runs use
-NCCL with bf16. Only the generation side trains unless `train.freeze_und=false`: the `*_moe_gen`
+NCCL with bf16. With `train.lora_rank > 0` only LoRA adapters on the generation expert train (`srum.lora`). Only the generation side trains unless `train.freeze_und=false`: the `*_moe_gen`
 expert, `norm_moe_gen`, `time_embedder`, `vae2llm` and `llm2vae` (text never attends to images, so
 freezing the understanding side cuts no gradient the generation side needs).
 """
@@ -74,7 +74,12 @@ class TrainEngine:
         import deepspeed
 
         self.cfg, self.dist = cfg, dist
-        params = set_trainable(model, cfg.freeze_und)
+        if cfg.lora_rank > 0:
+            from srum.lora import add_lora
+
+            params = add_lora(model, cfg.lora_rank, cfg.lora_alpha)
+        else:
+            params = set_trainable(model, cfg.freeze_und)
         n_train = sum(p.numel() for p in params)
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
                                                     config=deepspeed_config(cfg, dist.world_size, dtype))
@@ -110,14 +115,31 @@ class TrainEngine:
         return step
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
-        """Every parameter and buffer, whole, on CPU (gathered from the ZeRO-3 shards when needed)."""
+        """Every parameter and buffer, whole, on CPU (gathered from the ZeRO-3 shards when needed), under the
+        base model's names (LoRA adapters merged in)."""
         module = self.engine.module
         if self.cfg.zero_stage == 3:
             import deepspeed
 
             with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-                return {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
-        return {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
+                state = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
+        else:
+            state = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
+        if self.cfg.lora_rank > 0:
+            from srum.lora import merged_state_dict
+
+            state = merged_state_dict(state, self.cfg.lora_rank, self.cfg.lora_alpha)
+        return state
+
+    def reference_forward(self):
+        """With LoRA: the engine's forward with the adapters off, i.e. the frozen base model (for `kl`)."""
+        from srum.lora import adapters_disabled
+
+        def forward(*args, **kwargs):
+            with adapters_disabled(self.engine.module):
+                return self.engine(*args, **kwargs)
+
+        return forward
 
     def partitioned_parameter_numel(self) -> int:
         """Parameter values this rank holds (ZeRO-3 shards them; ZeRO-2 keeps full copies)."""

@@ -120,13 +120,16 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
 
         samples = load_training_samples(rd / "generate", rd / "score", unified.latents_to_tokens)
         train_dtype = resolve_dtype(cfg.train.dtype, device)
+        wants_reference = cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
         reference = None
-        if cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0:
+        if wants_reference and cfg.train.lora_rank == 0:
             reference = load_model(model_path, cfg, dist)  # the frozen start of this round
             reference.forward_module = frozen_reference(reference.model, cfg.train, dist, train_dtype)
         unified.model.train()
         engine = TrainEngine(unified.model, cfg.train, dist, train_dtype)
         unified.forward_module = engine.engine
+        if wants_reference and cfg.train.lora_rank > 0:  # the same model with its adapters off
+            reference = dataclasses.replace(unified, forward_module=engine.reference_forward())
         metrics = train_round(unified, engine, samples, grid, cfg, rd / "checkpoints", dist, reference, writer)
         state = engine.full_state_dict()
         if dist.is_main:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from srum.worlds.shapes.grammar import CATEGORIES as SHAPES_CATEGORIES
 
-# T2I-CompBench's categories in the order of the SRUM paper's table.
+# T2I-CompBench's categories (the SRUM paper's table orders them alphabetically: srum.evaluation.report.PAPER_ORDER).
 COMPBENCH_CATEGORIES: tuple[str, ...] = (
     "color", "shape", "texture", "spatial", "3d_spatial", "numeracy", "non_spatial", "complex",
 )
@@ -35,11 +35,15 @@ def shapes_prompts(split: str, seed: int = 0, limit: int | None = None,
 
 def compbench_prompts(directory: str | Path, split: str = "val", limit: int | None = None,
                       categories: tuple[str, ...] = COMPBENCH_CATEGORIES) -> list[PromptItem]:
-    """T2I-CompBench prompt files `<category>_<split>.txt` (one prompt per line) from a local folder."""
+    """T2I-CompBench prompt files `<category>_<split>.txt` (one prompt per line) from a local folder.
+
+    `complex_action` / `complex_spatial` (SRUM's extra groups, srum.md §4.1) read `complex_<split>_action.txt` etc.
+    """
     directory = Path(directory)
     items = []
     for c in categories:
-        path = directory / f"{c}_{split}.txt"
+        sub = c.removeprefix("complex_") if c in ("complex_action", "complex_spatial") else None
+        path = directory / (f"complex_{split}_{sub}.txt" if sub else f"{c}_{split}.txt")
         if not path.is_file():
             raise FileNotFoundError(f"{path} not found: --prompts must be a folder of T2I-CompBench prompt files "
                                     f"(<category>_<split>.txt, e.g. color_val.txt)")

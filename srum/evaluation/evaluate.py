@@ -6,14 +6,17 @@ evaluated with the same `seed` draw from the same noise and their scores compare
 
 from __future__ import annotations
 
+import json
 import logging
+import re
+import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from srum.evaluation.benchmarks import PromptItem
-from srum.evaluation.judges import Judge
+from srum.evaluation.judges import Judge, judge_batch
 from srum.models.interface import UnifiedModel
 
 logger = logging.getLogger(__name__)
@@ -44,11 +47,82 @@ def generate_and_judge(
         chunk = jobs[start:start + batch_size]
         result = model.sample_images([it.prompt for it, _, _ in chunk], [s for _, _, s in chunk], size, size,
                                      think=think)
-        scores = judge.score(result.images, [it.prompt for it, _, _ in chunk])
-        for (it, k, s), image, score in zip(chunk, result.images, scores):
+        judged = judge_batch(judge, result.images, [it.prompt for it, _, _ in chunk], [it.category for it, _, _ in chunk])
+        for (it, k, s), image, details in zip(chunk, result.images, judged):
             rel = Path("images") / it.category / f"{it.index:05d}_{k}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             image.save(out / rel)
+            score = details.pop("score")
             records.append({"category": it.category, "index": it.index, "k": k, "seed": s, "prompt": it.prompt,
-                            "score": float(score), "file": str(rel)})
+                            "score": None if score is None else float(score), "file": str(rel), **details})
     return records
+
+
+# ---------------------------------------------------------------------------------------------------- T2I-CompBench files
+
+
+def compbench_sample_name(prompt: str, question_id: int) -> str:
+    """T2I-CompBench's image name `<prompt>_<six-digit index>.png`; their scripts read the prompt back as the text
+    before the first "_" and sort by the index, so "_" and "/" in a prompt become spaces."""
+    safe = re.sub(r"[_/\\]", " ", prompt)
+    return f"{safe}_{question_id:06d}.png"
+
+
+def write_compbench_samples(out: Path, records: list[dict]) -> list[dict]:
+    """Copy every image to `out/<category>/samples/<prompt>_<index>.png`, T2I-CompBench's layout.
+
+    The index (`question_id`, added to each record with `compbench_file`) runs 0, 1, ... over all images of a
+    category in record order (prompt order, then k), as their scripts number images; their `vqa_result.json`
+    question ids are this index.
+    """
+    counters: dict[str, int] = {}
+    for r in records:
+        qid = counters.get(r["category"], 0)
+        counters[r["category"]] = qid + 1
+        rel = Path(r["category"]) / "samples" / compbench_sample_name(r["prompt"], qid)
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / r["file"], out / rel)
+        r["question_id"], r["compbench_file"] = qid, str(rel)
+    return records
+
+
+def _result_files(path: Path, categories: list[str]) -> dict[str, Path]:
+    """{category: vqa_result.json} from a file (its category is a folder name on its path) or a folder tree."""
+    if path.is_file():
+        cat = next((part for part in reversed(path.parts) if part in categories), None)
+        if cat is None:
+            raise ValueError(f"{path}: no category folder ({categories}) on its path; put it under <category>/")
+        return {cat: path}
+    found: dict[str, Path] = {}
+    for cat in categories:
+        # Final results only: BLIP-VQA's per-noun-phrase runs leave annotation<i>_blip/VQA/result/vqa_result.json.
+        hits = [p for p in sorted((path / cat).rglob("vqa_result.json")) if "VQA" not in p.parts]
+        if len(hits) > 1:
+            raise ValueError(f"{path / cat}: several results {[str(h) for h in hits]}; pass one file instead")
+        if hits:
+            found[cat] = hits[0]
+    if not found:
+        raise FileNotFoundError(f"{path}: no <category>/**/vqa_result.json for categories {categories}")
+    return found
+
+
+def import_compbench_results(records: list[dict], path: str | Path) -> int:
+    """Replace record scores by T2I-CompBench's `vqa_result.json` answers ([{question_id, answer}], the answer a
+    number or numeric string in [0, 1]); returns how many records were updated. The previous score is kept in
+    `score_before_import`, the source in `score_source`. Records need `question_id` (write_compbench_samples)."""
+    categories = list(dict.fromkeys(r["category"] for r in records))
+    by_key = {(r["category"], r.get("question_id")): r for r in records}
+    n = 0
+    for cat, file in _result_files(Path(path), categories).items():
+        rows = json.loads(file.read_text())
+        for row in rows:
+            r = by_key.get((cat, int(row["question_id"])))
+            if r is None:
+                raise ValueError(f"{file}: question_id {row['question_id']} has no image of category {cat!r} here "
+                                 f"(were the samples written by this evaluation?)")
+            value = row["answer"] if "answer" in row else row["score"]
+            r.setdefault("score_before_import", r["score"])
+            r["score"], r["score_source"] = float(value), str(file)
+            n += 1
+        logger.info("import=%s category=%s results=%d", file, cat, len(rows))
+    return n

@@ -1,4 +1,9 @@
-"""What an evaluation leaves behind: `scores.json` and `report.html` (best and worst images per category)."""
+"""What an evaluation leaves behind: `scores.json`, `scores.md` and `report.html` (best and worst images per category).
+
+Tables list T2I-CompBench's categories in the SRUM paper's column order (srum.md §4.5, alphabetical): 3d spatial,
+color, complex, non-spatial, numeracy, shape, spatial, texture, overall; other categories follow in first-seen order.
+Scores are stored in [0, 1] and shown ×100 in Markdown tables, the paper's scale.
+"""
 
 from __future__ import annotations
 
@@ -9,23 +14,94 @@ from pathlib import Path
 from srum.utils.io import atomic_write_json, atomic_write_text
 
 
+PAPER_ORDER: tuple[str, ...] = ("3d_spatial", "color", "complex", "non_spatial", "numeracy", "shape", "spatial",
+                                 "texture")
+COMPLEX_SUBSETS: tuple[str, ...] = ("complex_action", "complex_spatial")
+
+
 def category_scores(records: list[dict]) -> dict[str, float]:
-    """Mean score per category, in first-seen category order."""
+    """Mean score per category, in first-seen category order; records with score None (excluded) are skipped."""
     sums: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        sums[r["category"]].append(r["score"])
-    return {c: sum(v) / len(v) for c, v in sums.items()}
+        sums[r["category"]]
+        if r["score"] is not None:
+            sums[r["category"]].append(r["score"])
+    return {c: sum(v) / len(v) if v else float("nan") for c, v in sums.items()}
+
+
+def composite_scores(categories: dict[str, float]) -> tuple[dict[str, float], float]:
+    """SRUM's table (srum.md §4.4): complex = mean of complex, complex_action, complex_spatial (those present);
+    overall = mean of the resulting columns (the 7 base categories plus the complex composite)."""
+    table = {c: v for c, v in categories.items() if c not in COMPLEX_SUBSETS}
+    parts = [categories[c] for c in ("complex", *COMPLEX_SUBSETS) if c in categories]
+    if parts:
+        table["complex"] = sum(parts) / len(parts)
+    return table, (sum(table.values()) / len(table) if table else 0.0)
+
+
+def ordered(categories: dict[str, float] | list[str]) -> list[str]:
+    """Category names in the paper's order, then any others in their given order."""
+    names = list(categories)
+    return [c for c in PAPER_ORDER if c in names] + [c for c in names if c not in PAPER_ORDER]
+
+
+def markdown_table(runs: list[tuple[str, dict]], scale: float = 100.0, deltas: bool = True) -> str:
+    """One row per run (name, scores.json summary); with `deltas`, rows after the first also show the difference
+    to the first run per column (`+1.23`). Columns: the union of categories in paper order, then overall."""
+    columns = ordered(list(dict.fromkeys(c for _, s in runs for c in s["table"])))
+    header = "| run | " + " | ".join(c.replace("_", " ") for c in columns) + " | overall |"
+    lines = [header, "|" + "---|" * (len(columns) + 2)]
+    base = runs[0][1] if runs else None
+    for i, (name, summary) in enumerate(runs):
+        cells = []
+        for c in [*columns, "overall"]:
+            v = summary["overall"] if c == "overall" else summary["table"].get(c)
+            ref = None if base is None else (base["overall"] if c == "overall" else base["table"].get(c))
+            if v is None:
+                cells.append("–")
+            elif deltas and i > 0 and ref is not None:
+                cells.append(f"{scale * v:.2f} ({scale * (v - ref):+.2f})")
+            else:
+                cells.append(f"{scale * v:.2f}")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
+    """One Markdown table of several `scores.json` (files or their folders), deltas against the first."""
+    import json
+
+    runs = []
+    for p in paths:
+        p = Path(p)
+        p = p / "scores.json" if p.is_dir() else p
+        if not p.is_file():
+            raise FileNotFoundError(f"--compare {p}: no scores.json there; pass evaluation folders or their scores.json")
+        summary = json.loads(p.read_text())
+        if "table" not in summary:  # written before tables existed
+            summary["table"], summary["overall"] = composite_scores(summary["categories"])
+        runs.append((p.parent.name or str(p), summary))
+    text = markdown_table(runs)
+    if out is not None:
+        atomic_write_text(out, text)
+    return text
 
 
 def write_scores(out: Path, benchmark: str, split: str, checkpoint: str, records: list[dict],
                  extra: dict | None = None) -> dict:
     """`scores.json`: per-category means, their mean ("overall"), image count, and per-image records."""
     cats = category_scores(records)
-    summary = {"benchmark": benchmark, "split": split, "checkpoint": checkpoint, "categories": cats,
-               "overall": sum(cats.values()) / len(cats) if cats else 0.0, "n_images": len(records),
-               **(extra or {})}
+    if benchmark == "t2i-compbench":  # SRUM's composite and overall (srum.md §4.4)
+        table, overall = composite_scores(cats)
+    else:
+        table, overall = dict(cats), (sum(cats.values()) / len(cats) if cats else 0.0)
+    summary = {"benchmark": benchmark, "split": split, "checkpoint": checkpoint, "categories": cats, "table": table,
+               "overall": overall, "n_images": len(records),
+               "n_excluded": sum(r["score"] is None for r in records),
+               "parse_failures": sum(bool(r.get("parse_failed")) for r in records), **(extra or {})}
     atomic_write_json(out / "scores.json", summary)
     atomic_write_json(out / "images.json", records)
+    atomic_write_text(out / "scores.md", markdown_table([(Path(checkpoint).name or checkpoint, summary)]))
     return summary
 
 
@@ -37,7 +113,7 @@ def write_report(out: Path, summary: dict, records: list[dict], per_side: int = 
     for r in records:
         by_cat[r["category"]].append(r)
     for cat, recs in by_cat.items():
-        ranked = sorted(recs, key=lambda r: r["score"])
+        ranked = sorted((r for r in recs if r["score"] is not None), key=lambda r: r["score"])
         for title, picks in (("worst", ranked[:per_side]), ("best", ranked[::-1][:per_side])):
             cells = "".join(
                 f'<figure><img src="{html.escape(r["file"])}" width="128" style="image-rendering:pixelated">'

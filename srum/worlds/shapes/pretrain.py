@@ -33,7 +33,7 @@ from srum.models.bagel.vae import BagelVAE
 from srum.models.bagel.weights import save_bagel
 from srum.utils.io import atomic_path, atomic_write_json
 from srum.worlds.shapes.model import shapes_bagel_config, shapes_tokenizer
-from srum.worlds.shapes.tasks import NO, YES, ShapesTasks
+from srum.worlds.shapes.tasks import ShapesTasks
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +263,3 @@ def pretrain(cfg: PretrainConfig, writer=None, evaluate=None) -> Path:
     save_bagel(folder, model, vae, tokenizer)
     logger.info("pretrain done checkpoint=%s wall_s=%.0f", folder, time.time() - t0)
     return folder
-
-
-__all__ = ["PretrainConfig", "pretrain", "train_autoencoder", "train_joint", "YES", "NO"]
