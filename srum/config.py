@@ -54,6 +54,7 @@ class Constraint(str, Enum):
 class RewardMapKind(str, Enum):
     official = "official"  # max over a 0.5 base, times (g+1)/2: negative region scores are inert (srum.md §2)
     signed = "signed"  # centred at 0 so bad regions lower the weight (srum.md §5.1-2)
+    uniform = "uniform"  # weight 1 everywhere: plain SFT on the model's own samples (self-distillation ablation)
 
 
 class RegionProposer(str, Enum):
@@ -237,6 +238,7 @@ class RewardConfig:
     drop_zero_global: bool = True  # official formatter drops images whose global score is exactly 0
     missing_global_score: float = 0.0  # g used when an image has no global score
     use_masks: bool = False  # weight a region's mask pixels instead of its whole box (srum.md §5.6; official: boxes)
+    use_regions: bool = True  # false: region scores are ignored (the global-reward-only ablation)
 
 
 @dataclass

@@ -184,3 +184,15 @@ def test_build_use_masks_and_fallback(caplog):
     assert masks[1, 1].item() == pytest.approx(0.5)  # in the box, not in the mask
     assert masks[3, 3].item() == pytest.approx(0.95)  # no mask: falls back to its box, counted
     assert "mask_fallbacks=1" in caplog.text
+
+
+def test_uniform_and_global_only_switches():
+    region = Region((0, 0, 2, 2), None, 4)
+    j = Judgement(global_score=0.6, region_scores=[0.9], regions=[region], raw=[])
+    uniform = build_reward_map(j, 4, 4, RewardConfig(map=RewardMapKind.uniform), grid=(2, 2))
+    assert uniform.tolist() == [1.0, 1.0, 1.0, 1.0]
+    # global only: the region's 0.9 is ignored, so every pixel is 0.5 · (0.6 + 1) / 2 = 0.4
+    glob = build_reward_map(j, 4, 4, RewardConfig(use_regions=False))
+    assert torch.allclose(glob, torch.full((4, 4), 0.4))
+    full = build_reward_map(j, 4, 4, RewardConfig())
+    assert full[0, 0].item() == pytest.approx(0.76) and full[3, 3].item() == pytest.approx(0.4)

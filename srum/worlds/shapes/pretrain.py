@@ -2,7 +2,7 @@
 
 1. autoencoder: the FLUX-style `AutoencoderKL` on renders (reconstruction + a small KL), then the
    latent shift/scale measured so latents have zero mean and unit variance, as FLUX's constants do.
-2. joint: BAGEL's own losses on one padded batch per step, half text-to-image (flow matching with
+2. joint (and optionally a second, "focus" joint stage with its own mix): BAGEL's own losses on one padded batch per step, half text-to-image (flow matching with
    logit-normal t and 10% prompt dropout for CFG) and half understanding (`tasks.ShapesTasks`: whole-
    image and region yes/no questions with hard negatives, descriptions, region naming), with a short
    curriculum that starts on single objects. An EMA of the weights is what gets shipped.
@@ -64,6 +64,7 @@ class JointStage:
     single_object_p: tuple[float, float] = (0.5, 0.1)  # share early, share after the curriculum
     mse_weight: float = 1.0
     ce_weight: float = 1.0
+    match_share: float = 0.4  # share of understanding examples that are whole-image yes/no match questions
 
 
 @dataclass
@@ -77,6 +78,9 @@ class PretrainConfig:
     eval_every: int = 500
     autoencoder: AutoencoderStage = field(default_factory=AutoencoderStage)
     joint: JointStage = field(default_factory=JointStage)
+    # An optional second joint stage from the first one's EMA, usually with more understanding and more
+    # match questions: yes/no binding questions are what the model learns last (see the checkpoint card).
+    focus: JointStage | None = None
 
 
 # ---- small helpers ------------------------------------------------------------------------------
@@ -189,7 +193,7 @@ def joint_batch(model: Bagel, vae: BagelVAE, tokenizer, tasks: ShapesTasks, stag
     samples = [([] if drop[i] else [text_segment(enc(ex.prompt), cfg)]) + [Latent(x_t[i], (h, w), t[i], noisy=True)]
                for i, ex in enumerate(t2i)]
     for _ in range(stage.qa_batch):
-        qa = tasks.qa(single_p)
+        qa = tasks.qa(single_p, stage.match_share)
         samples.append([VitImage(image_to_tensor(qa.image, cfg.vit_transform)), text_segment(enc(qa.question), cfg),
                         text_segment(enc(qa.answer), cfg, loss=True)])
     return build_batch(samples, cfg), flow.velocity_target(x0, noise)
@@ -204,25 +208,31 @@ def joint_losses(model: Bagel, batch, target: torch.Tensor) -> tuple[torch.Tenso
     return mse, ce
 
 
-def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None) -> tuple[Bagel, object]:
-    out = Path(cfg.out_dir) / "joint"
-    stage = cfg.joint
+def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, name: str = "joint",
+                init: Bagel | None = None) -> tuple[Bagel, object]:
+    """A joint stage (`cfg.joint`, or `cfg.focus` with name="focus") from random weights or from `init`."""
+    out = Path(cfg.out_dir) / name
+    stage = getattr(cfg, name)
+    stage_id = {"joint": 2, "focus": 3}[name]
     config = shapes_bagel_config(cfg.image_size)
     config.vae_config = vae.params
     tokenizer = shapes_tokenizer(config)
     torch.manual_seed(cfg.seed)
     model = Bagel(config)
+    if init is not None:
+        model.load_state_dict(init.state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay)
     start = _load_state(out / "state", {"model": model, "ema": ema}, opt)
     model.train()
-    bar = tqdm(range(start, stage.steps), initial=start, total=stage.steps, desc="joint", dynamic_ncols=True)
+    bar = tqdm(range(start, stage.steps), initial=start, total=stage.steps, desc=name, dynamic_ncols=True)
     t0 = time.time()
     for step in bar:
         curriculum = step < stage.single_object_until * stage.steps
         single_p = stage.single_object_p[0] if curriculum else stage.single_object_p[1]
-        generator = torch.Generator().manual_seed(hash((cfg.seed, 2, step)) % (2**63))
-        batch, target = joint_batch(model, vae, tokenizer, _step_tasks(cfg, 2, step), stage, single_p, generator)
+        generator = torch.Generator().manual_seed(hash((cfg.seed, stage_id, step)) % (2**63))
+        batch, target = joint_batch(model, vae, tokenizer, _step_tasks(cfg, stage_id, step), stage, single_p,
+                                    generator)
         mse, ce = joint_losses(model, batch, target)
         loss = stage.mse_weight * mse + stage.ce_weight * ce
         if not torch.isfinite(loss):
@@ -239,12 +249,12 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None) 
                 pe.lerp_(pm, 1 - stage.ema_decay)
         if step % cfg.log_every == 0:
             bar.set_postfix(mse=f"{mse.item():.3f}", ce=f"{ce.item():.3f}")
-            logger.info("stage=joint step=%d mse=%.4f ce=%.4f grad_norm=%.3f lr=%.2e elapsed_s=%.0f", step,
+            logger.info("stage=%s step=%d mse=%.4f ce=%.4f grad_norm=%.3f lr=%.2e elapsed_s=%.0f", name, step,
                         mse.item(), ce.item(), grad_norm.item(), _lr(stage, step), time.time() - t0)
             if writer is not None:
-                for name, value in (("mse", mse), ("ce", ce), ("grad_norm", grad_norm)):
-                    writer.add_scalar(f"pretrain/{name}", value.item(), step)
-                writer.add_scalar("pretrain/lr", _lr(stage, step), step)
+                for metric, value in (("mse", mse), ("ce", ce), ("grad_norm", grad_norm)):
+                    writer.add_scalar(f"{name}/{metric}", value.item(), step)
+                writer.add_scalar(f"{name}/lr", _lr(stage, step), step)
         if (step + 1) % cfg.save_every == 0 or step + 1 == stage.steps:
             _save_state(out / "state", {"model": model, "ema": ema}, opt, step + 1)
         if evaluate is not None and (step + 1) % cfg.eval_every == 0:
@@ -254,11 +264,13 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None) 
 
 
 def pretrain(cfg: PretrainConfig, writer=None, evaluate=None) -> Path:
-    """Both stages, then the shipped folder `<out_dir>/checkpoint` (HF-style, EMA weights)."""
+    """All stages, then the shipped folder `<out_dir>/checkpoint` (HF-style, EMA weights)."""
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
     vae = train_autoencoder(cfg, writer)
     model, tokenizer = train_joint(cfg, vae, writer, evaluate)
+    if cfg.focus is not None:
+        model, tokenizer = train_joint(cfg, vae, writer, evaluate, name="focus", init=model)
     folder = Path(cfg.out_dir) / "checkpoint"
     save_bagel(folder, model, vae, tokenizer)
     logger.info("pretrain done checkpoint=%s wall_s=%.0f", folder, time.time() - t0)

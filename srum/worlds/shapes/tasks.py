@@ -110,12 +110,13 @@ class ShapesTasks:
         category, spec, scene = self.scene(single_object_p)
         return TextToImage(to_text(spec), self.render(scene), category)
 
-    def qa(self, single_object_p: float = 0.0) -> QA:
-        """One understanding example, the template drawn at random (yes/no answers balanced)."""
+    def qa(self, single_object_p: float = 0.0, match_share: float = 0.4) -> QA:
+        """One understanding example: a global match question with probability `match_share`, else a description,
+        a region name or a region match question in equal shares (yes/no answers balanced)."""
         category, spec, scene = self.scene(single_object_p)
         image = self.render(scene)
         task = self.rng.random()
-        if task < 0.4:  # global match with hard negatives
+        if task < match_share:  # global match with hard negatives
             if self.rng.random() < 0.5:
                 return QA(image, global_question(to_text(spec)), YES, f"match:{category}")
             for _ in range(20):
@@ -123,11 +124,12 @@ class ShapesTasks:
                 if not has_held_out(neg, self.avoid):
                     return QA(image, global_question(to_text(neg)), NO, f"mismatch:{category}")
             return QA(image, global_question(to_text(spec)), YES, f"match:{category}")  # every negative was held out
-        if task < 0.6:
+        task = (task - match_share) / (1 - match_share)  # uniform in [0, 1) again
+        if task < 1 / 3:
             return QA(image, DESCRIBE, describe(scene), "describe")
         obj = scene.objects[int(self.rng.integers(len(scene.objects)))]
         crop = image.crop(object_box(obj, self.size))
-        if task < 0.8:
+        if task < 2 / 3:
             return QA(crop, NAME_REGION, partial_phrase(obj, {"color", "texture"}), "region_name")
         # Region questions name a random subset of the object's attributes, as prompts do ("a red circle").
         # Never its size: a crop is resized for the ViT, so size cannot be seen in it.

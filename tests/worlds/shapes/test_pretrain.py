@@ -18,7 +18,9 @@ def micro(out_dir, joint_steps: int = 4) -> PretrainConfig:
 
 
 def test_micro_pretrain_and_exact_resume(tmp_path):
-    folder = pretrain(micro(tmp_path / "a"))
+    cfg_a = micro(tmp_path / "a")
+    folder = pretrain(dataclasses.replace(cfg_a, focus=JointStage(steps=2, t2i_batch=1, qa_batch=2, match_share=0.9)))
+    assert (tmp_path / "a" / "focus" / "state" / "state.json").is_file()
     ck = load_bagel(folder)
     assert ck.tokenizer is not None and ck.config.vae_config.scale_factor != 1.0  # latent scale was measured
     # Interrupted after 2 joint steps (the saved state), then resumed to 4: identical weights to the unbroken run.

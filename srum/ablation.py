@@ -1,0 +1,103 @@
+"""Ablations of one base recipe: each variant is a list of `key=value` overrides, run and evaluated alike.
+
+Every variant keeps the recipe's seeds and sample budget, so differences come from the switched part
+only. A variant is finished when its evaluation `scores.json` exists; rerunning skips it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, ImageDraw
+
+from srum.utils.io import atomic_path, atomic_write_text
+
+VARIANTS: dict[str, list[str]] = {
+    "srum": [],  # the recipe as it is: global + local rewards, official map, its constraint
+    "global_only": ["reward.use_regions=false"],
+    "local_only": ["judge.global_layout=false", "reward.drop_zero_global=false"],
+    "constraint_none": ["objective.constraint=none"],
+    "constraint_kl": ["objective.constraint=kl", "objective.kl_weight=0.5"],
+    "binarized": ["reward.binarize=true"],
+    "signed_map": ["reward.map=signed"],
+    "text_judge": ["judge.mode=text"],
+    "self_distill": ["reward.map=uniform"],  # reward ≡ 1: SFT on the model's own samples
+}
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    overrides: tuple[str, ...]
+    out_dir: Path
+
+    @property
+    def scores(self) -> Path:
+        return self.out_dir / "round1" / "eval" / "scores.json"
+
+    @property
+    def done(self) -> bool:
+        return self.scores.is_file()
+
+
+def expand(names: list[str], out_root: Path, extra: list[str] = ()) -> list[Variant]:
+    """The runs for `names` (validated against VARIANTS), each in `out_root/<name>` with the extra overrides."""
+    unknown = [n for n in names if n not in VARIANTS]
+    if unknown:
+        raise ValueError(f"unknown ablation variant(s) {unknown}; expected some of {list(VARIANTS)}")
+    return [Variant(n, (*VARIANTS[n], *extra, f"output.dir={out_root / n}"), out_root / n) for n in names]
+
+
+def table_rows(base: list[dict], variants: list[tuple[str, dict]]) -> tuple[list[str], list[list]]:
+    """(categories, rows): the base model first (mean ± spread over its seeds), then one row per variant."""
+    categories = list(base[0]["categories"])
+
+    def mean(xs: list[float]) -> float:
+        return sum(xs) / len(xs)
+
+    base_row = ["base"] + [mean([b["categories"][c] for b in base]) for c in categories]
+    base_row += [mean([b["overall"] for b in base]),
+                 max(b["overall"] for b in base) - min(b["overall"] for b in base)]
+    rows = [base_row]
+    for name, s in variants:
+        rows.append([name] + [s["categories"][c] for c in categories] + [s["overall"], None])
+    return categories, rows
+
+
+def write_tables(out: Path, categories: list[str], rows: list[list]) -> None:
+    """`ablation.md`, `ablation.csv` and `ablation.png` (overall score per run, base spread marked)."""
+    header = ["run", *categories, "overall", "base seed spread"]
+    fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+    md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    md += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
+    atomic_write_text(out / "ablation.md", "\n".join(md) + "\n")
+    buf = io.StringIO()
+    csv.writer(buf).writerows([header, *[[fmt(v) for v in row] for row in rows]])
+    atomic_write_text(out / "ablation.csv", buf.getvalue())
+    with atomic_path(out / "ablation.png") as tmp:
+        bar_chart([(row[0], row[-2]) for row in rows], spread=rows[0][-1]).save(tmp, format="PNG")
+
+
+def bar_chart(values: list[tuple[str, float]], spread: float | None = None, width: int = 640) -> Image.Image:
+    """Horizontal bars of overall scores in [0, 1]; the base's seed spread is drawn as a band around its value."""
+    row_h, left = 26, 130
+    img = Image.new("RGB", (width, row_h * len(values) + 20), "white")
+    d = ImageDraw.Draw(img)
+    scale = width - left - 60
+    base = values[0][1]
+    if spread:
+        d.rectangle([left + (base - spread) * scale, 0, left + (base + spread) * scale, img.height], fill=(230, 230, 230))
+    for i, (name, v) in enumerate(values):
+        y = 10 + i * row_h
+        d.text((5, y + 4), name, fill="black")
+        d.rectangle([left, y, left + v * scale, y + row_h - 8], fill=(70, 110, 200) if i else (120, 120, 120))
+        d.text((left + v * scale + 4, y + 4), f"{v:.3f}", fill="black")
+    return img
+
+
+def load_scores(path: Path) -> dict:
+    return json.loads(path.read_text())
