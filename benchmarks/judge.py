@@ -17,9 +17,8 @@ from torchmetrics.functional import spearman_corrcoef
 
 from srum.config import JudgeConfig, JudgeMode
 from srum.models.bagel.unified import BagelUnified
-from srum.rewards.judge import SelfJudge
+from srum.rewards.judge import SelfJudge, shapes_templates
 from srum.worlds.shapes.grammar import CATEGORIES, mismatch, sample_spec, to_text
-from srum.worlds.shapes.judging import shapes_templates
 from srum.worlds.shapes.layout import sample_scene
 from srum.worlds.shapes.render import render
 
