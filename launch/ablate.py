@@ -1,7 +1,7 @@
 """Run SRUM ablations of one recipe and tabulate them against the base model (ShapesWorld oracle).
 
     python launch/ablate.py recipes/shapes.yaml [--variants srum global_only ...] [--gpus 2] [--out runs/ablate]
-        [--base-seeds 0 1] [key=value ...]
+        [--base-seeds 0,1] [key=value ...]
 
 Each variant runs `deepspeed --num_gpus N launch/srum.py RECIPE overrides` with the same seeds and budget, then
 is evaluated on the val split; the base checkpoint is evaluated with several seeds to estimate seed noise.
@@ -37,7 +37,8 @@ def main() -> None:
     ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     ap.add_argument("--gpus", type=int, default=2, help="ranks per run (CPU processes without GPUs)")
     ap.add_argument("--out", type=Path, default=Path("runs/ablate"))
-    ap.add_argument("--base-seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--base-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1],
+                    help="comma-separated seeds of the base model's evaluations (seed noise), e.g. 0,1")
     args, overrides = ap.parse_known_args()
     setup_logging()
     cfg = load_config(args.recipe, overrides)  # fails now, not after hours, on a bad recipe or override

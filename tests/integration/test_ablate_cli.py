@@ -28,7 +28,7 @@ def test_two_variant_ablation(tmp_path):
     cfg = BagelConfig.tiny()
     save_bagel(tmp_path / "ck", Bagel(cfg), BagelVAE(cfg.vae_config), shapes_tokenizer(cfg))
     cmd = [sys.executable, str(ROOT / "launch" / "ablate.py"), str(ROOT / "recipes" / "shapes.yaml"),
-           "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate"), "--base-seeds", "0", "1",
+           "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate"), "--base-seeds", "0,1",
            f"model.path={tmp_path / 'ck'}", "generate.limit_per_category=1", "generate.num_timesteps=3",
            "train.max_steps=2", "train.save_every=0", "eval.limit_per_category=1", "log.progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
