@@ -41,7 +41,7 @@ def command(checkpoint: Path, out: Path, port: int) -> list[str]:
     return ["deepspeed", "--num_gpus", "2", "--master_port", str(port), str(ROOT / "launch" / "srum.py"),
             str(ROOT / "recipes" / "shapes.yaml"), f"model.path={checkpoint}", f"output.dir={out}",
             "generate.limit_per_category=2", "generate.batch_size=8", "generate.num_timesteps=4",
-            "train.max_steps=6", "train.save_every=2", "train.micro_batch_size=2", "eval.limit_per_category=1",
+            "train.max_steps=30", "train.save_every=5", "train.micro_batch_size=2", "eval.limit_per_category=1",
             "log.every=1"]
 
 
@@ -75,7 +75,7 @@ def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
     while not (b / "round1" / "checkpoints" / "latest").is_file():
         assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
         time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
+    os.killpg(proc.pid, signal.SIGKILL)  # 25 of 30 steps are still to run: the run cannot have finished
     proc.wait()
     assert not (b / "round1" / "export" / "DONE.json").exists()
     resumed = run(command(checkpoint, b, 29613))
