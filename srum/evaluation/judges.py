@@ -438,6 +438,8 @@ class OfficialJudge:
         import torch
         from torchmetrics.functional.multimodal.clip_score import _clip_score_update
 
+        if not images:  # a batch without non-spatial prompts; torchmetrics rejects empty lists
+            return []
         if self._clip is None:
             model, proc = self._load("clip", "CLIPModel", "CLIPProcessor")
             self._clip = local_clip_score(model, proc)
@@ -454,7 +456,10 @@ class OfficialJudge:
         if self._owl is None:
             self._owl = self._load("owl", "Owlv2ForObjectDetection", "Owlv2Processor")
         model, proc = self._owl
-        inputs = proc(text=[list(queries)], images=[image.convert("RGB")], return_tensors="pt", padding=True)
+        # OWL's text tower has a short position table (16 in OWLv2): longer noun phrases are truncated to fit it.
+        max_len = model.config.text_config.max_position_embeddings
+        inputs = proc(text=[list(queries)], images=[image.convert("RGB")], return_tensors="pt", padding=True,
+                      truncation=True, max_length=max_len)
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         with torch.no_grad():
             outputs = model(**inputs)

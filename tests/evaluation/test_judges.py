@@ -145,3 +145,7 @@ def test_official_judge_tiny(tiny):
     assert len(boxes) == 2 and all(b.shape[1:] == (4,) and len(b) == len(s) for b, s in boxes)
     with pytest.raises(ValueError, match="no metric"):
         judge.judge(_images(1), ["x"], ["weird"])
+    # a batch with no non-spatial prompt, and a query longer than OWL's 16-position text table
+    assert judge.clip_scores([], []) == []
+    long_query = "the very fluffy and extremely soft grey and white striped cat with long whiskers"
+    assert len(judge.detect(_images(1)[0], [long_query])) == 1
