@@ -106,7 +106,8 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         dist.barrier()
         _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items))
 
-        device, dtype = rank_device(cfg, dist), resolve_dtype(cfg.model.dtype, rank_device(cfg, dist))
+        device = rank_device(cfg, dist)
+        dtype = resolve_dtype(cfg.model.dtype, device)
         judge = SelfJudge(unified, cfg.judge, templates_for(cfg.judge.template_set))
         stats = score_stage(judge, build_proposer(cfg.regions, device, dtype), cfg.reward, rd / "generate",
                             rd / "score", grid, dist, cfg.log.progress)

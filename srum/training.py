@@ -6,6 +6,7 @@ resumed from a checkpoint takes exactly the steps an unbroken run would have tak
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -64,9 +65,14 @@ def sample_indices(n: int, step: int, micro: int, cfg: RunConfig, dist: DistInfo
     out = []
     for pos in range(first, first + mb):
         epoch, offset = divmod(pos, n)
-        perm = torch.randperm(n, generator=torch.Generator().manual_seed(cfg.train.data_seed + epoch))
-        out.append(int(perm[offset]))
+        out.append(_epoch_order(n, cfg.train.data_seed + epoch)[offset])
     return out
+
+
+@functools.lru_cache(maxsize=4)
+def _epoch_order(n: int, seed: int) -> tuple[int, ...]:
+    """The sample order of one epoch, drawn once rather than for every sample of every step."""
+    return tuple(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist())
 
 
 def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tuple[int, int], cfg: RunConfig,
