@@ -22,7 +22,7 @@ import subprocess  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from srum.ablation import VARIANTS, expand, load_scores, table_rows, write_tables  # noqa: E402
+from srum.ablation import VARIANTS, expand, load_scores, shared_samples, table_rows, write_tables  # noqa: E402
 from srum.config import load_config  # noqa: E402
 from srum.utils.io import atomic_write_json  # noqa: E402
 from srum.utils.logging import setup_logging  # noqa: E402
@@ -51,7 +51,10 @@ def main() -> None:
             logger.info("variant=%s done, skipped", v.name)
             continue
         start = time.time()
-        cmd = ["deepspeed", "--num_gpus", str(args.gpus), str(HERE / "srum.py"), args.recipe, *v.overrides]
+        # Variants differ after generation only: the first finished variant's images serve all the others.
+        drawn = shared_samples(expand(args.variants, args.out))
+        reuse = [f"generate.reuse_from={drawn}"] if drawn is not None else []
+        cmd = ["deepspeed", "--num_gpus", str(args.gpus), str(HERE / "srum.py"), args.recipe, *v.overrides, *reuse]
         logger.info("variant=%s command=%s", v.name, " ".join(cmd))
         subprocess.run(cmd, check=True)
         timings[v.name] = time.time() - start

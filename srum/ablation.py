@@ -52,6 +52,16 @@ def expand(names: list[str], out_root: Path, extra: list[str] = ()) -> list[Vari
     return [Variant(n, (*VARIANTS[n], *extra, f"output.dir={out_root / n}"), out_root / n) for n in names]
 
 
+def shared_samples(variants: list[Variant]) -> Path | None:
+    """A finished round-1 generate folder of one of `variants`: the same model, prompts and seeds draw the same
+    images for every variant (no variant changes `generate.*`), so later variants link it instead of redrawing."""
+    for v in variants:
+        folder = v.out_dir / "round1" / "generate"
+        if (folder / "manifest.json").is_file():
+            return folder
+    return None
+
+
 def table_rows(base: list[dict], variants: list[tuple[str, dict]]) -> tuple[list[str], list[list]]:
     """(categories, rows): the base model first (mean ± spread over its seeds), then one row per variant."""
     categories = list(base[0]["categories"])

@@ -135,6 +135,9 @@ class GenerateConfig:
     cfg_renorm_min: float = 0.0
     batch_size: int = 1  # prompts per forward on each rank
     seed: int = 42
+    # A finished round-1 `generate` folder of a run with the same model and generate settings (another ablation
+    # variant): its images are linked instead of redrawn. Checked against that folder's manifest at start.
+    reuse_from: str | None = None
 
     def __post_init__(self) -> None:
         self.cfg_interval = _check_pair("generate.cfg_interval", self.cfg_interval, 0.0, 1.0)
@@ -502,6 +505,7 @@ def check_paths(cfg: RunConfig) -> None:
     checks: list[tuple[str, str | None]] = [
         ("model.path", cfg.model.path),
         ("generate.prompts", cfg.generate.prompts),
+        ("generate.reuse_from", cfg.generate.reuse_from),
         ("regions.sam_path", cfg.regions.sam_path if cfg.regions.proposer == RegionProposer.sam else None),
         ("eval.prompts", cfg.eval.prompts),
         ("eval.judge_path", cfg.eval.judge_path if cfg.eval.prompts is not None else None),

@@ -7,7 +7,10 @@ unfinished chunks. Image j of prompt item i always gets seed `seed + i·images_p
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from safetensors.torch import save_file
@@ -56,3 +59,50 @@ def generate_stage(model: UnifiedModel, items: list[PromptItem], cfg: GenerateCo
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
                 len(chunk_ids(len(jobs), cfg.batch_size, dist)) - len(todo))
     return len(todo)
+
+
+def check_reusable(source: Path, config: dict) -> None:
+    """Whether the finished generate folder `source` was drawn by the same model and settings as this run.
+
+    `config` is this run's full config dict; its `model` and `generate` sections (less `reuse_from`) must equal
+    those recorded in `source/manifest.json`, which the pipeline writes once every rank has finished drawing.
+
+    Raises:
+        FileNotFoundError: `source` has no manifest (its generate stage never finished).
+        ValueError: the recorded settings differ; the message names each differing key.
+    """
+    manifest = source / "manifest.json"
+    if not manifest.is_file():
+        raise FileNotFoundError(f"generate.reuse_from={source}: no manifest.json there, so its generate stage "
+                                "never finished; run that variant first or drop generate.reuse_from")
+    recorded = json.loads(manifest.read_text())["config"]
+    differing = [f"{section}.{key}" for section in ("model", "generate")
+                 for key in sorted(set(config[section]) | set(recorded[section])) if key != "reuse_from"
+                 and config[section].get(key) != recorded[section].get(key)]
+    if differing:
+        raise ValueError(f"generate.reuse_from={source} was drawn with other settings: {', '.join(differing)} "
+                         "differ; its images would not be this run's samples")
+
+
+def reuse_generated(source: Path, out: Path) -> int:
+    """Link every chunk of `source` (checked by `check_reusable`) into `out`; files already there are kept.
+
+    Hard links where the filesystem allows, copies otherwise. Returns the number of chunks.
+    """
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    chunks = sorted(source.glob("chunk_*.json"))
+    for done_marker in chunks:
+        records = json.loads(done_marker.read_text())
+        # The chunk's images and latents first, its .json (the "done" marker) last, as generate_stage writes them.
+        for rel in [r["file"] for r in records] + [done_marker.with_suffix(".safetensors").name, done_marker.name]:
+            if not (out / rel).exists():
+                _link_or_copy(source / rel, out / rel)
+    logger.info("stage=generate reused_from=%s chunks=%d", source, len(chunks))
+    return len(chunks)
+
+
+def _link_or_copy(src: Path, dst: Path) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:  # another filesystem, or links not allowed
+        shutil.copy2(src, dst)

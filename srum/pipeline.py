@@ -17,7 +17,7 @@ import torch
 
 from srum.config import Constraint, RunConfig, config_to_dict, save_config
 from srum.evaluation.benchmarks import load_prompt_source
-from srum.generate import generate_stage
+from srum.generate import check_reusable, generate_stage, reuse_generated
 from srum.models.bagel.sampling import GuidanceParams
 from srum.models.registry import load_unified_model
 from srum.utils.device import resolve_device, resolve_dtype
@@ -102,6 +102,11 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         unified = load_model(model_path, cfg, dist)
         grid = unified.latent_grid(cfg.generate.resolution, cfg.generate.resolution)
 
+        if r == 1 and cfg.generate.reuse_from:  # later rounds draw with their own, new model
+            check_reusable(Path(cfg.generate.reuse_from), config_to_dict(cfg))  # every rank fails alike
+            if dist.is_main:
+                reuse_generated(Path(cfg.generate.reuse_from), rd / "generate")
+            dist.barrier()
         generate_stage(unified, items, cfg.generate, rd / "generate", dist, cfg.log.progress)
         dist.barrier()
         _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items))

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 
 from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
@@ -36,5 +37,12 @@ def test_two_variant_ablation(tmp_path):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     table = (tmp_path / "ablate" / "ablation.md").read_text().splitlines()
     assert [row.split(" | ")[0] for row in table[2:]] == ["| base", "| srum", "| self_distill"]
+    # self_distill drew nothing: it links the srum variant's samples (same model, prompts and seeds).
+    drawn, linked = (tmp_path / "ablate" / v / "round1" / "generate" for v in ("srum", "self_distill"))
+    assert yaml.safe_load((tmp_path / "ablate" / "self_distill" / "config.yaml").read_text())["generate"][
+        "reuse_from"] == str(drawn)
+    images = sorted(p.relative_to(drawn) for p in drawn.glob("images/*.png"))
+    assert images and images == sorted(p.relative_to(linked) for p in linked.glob("images/*.png"))
+    assert all((drawn / p).read_bytes() == (linked / p).read_bytes() for p in images)
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     assert again.returncode == 0 and again.stderr.count("done, skipped") == 2
