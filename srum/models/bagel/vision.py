@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 from transformers import SiglipVisionConfig
 from transformers.activations import ACT2FN
 from transformers.models.siglip.modeling_siglip import SiglipEncoder
@@ -28,6 +29,20 @@ def grid_position_ids(h: int, w: int, row_stride: int) -> torch.Tensor:
     """Flat ids `row * row_stride + col` of an h×w grid, row-major."""
     rows, cols = torch.meshgrid(torch.arange(h), torch.arange(w), indexing="ij")
     return (rows * row_stride + cols).flatten()
+
+
+def resize_position_table(table: torch.Tensor, side: int) -> torch.Tensor:
+    """A learned (S·S, D) ViT position table resampled (bicubic) to (side·side, D).
+
+    How a ViT is moved to a finer patch grid without losing what its positions learned (as when a model is
+    fine-tuned at a higher resolution); the fixed sin-cos table of the connector is simply rebuilt.
+    """
+    s0 = int(round(table.shape[0] ** 0.5))
+    if s0 * s0 != table.shape[0]:
+        raise ValueError(f"position table of {table.shape[0]} rows is not a square grid")
+    grid = table.T.reshape(1, table.shape[1], s0, s0).float()
+    out = F.interpolate(grid, size=(side, side), mode="bicubic", align_corners=False)
+    return out.reshape(table.shape[1], side * side).T.contiguous().to(table.dtype)
 
 
 class VisionEmbeddings(nn.Module):

@@ -28,6 +28,7 @@ from tqdm import tqdm
 from srum import flow
 from srum.models.bagel.images import image_to_tensor
 from srum.models.bagel.model import Bagel
+from srum.models.bagel.vision import resize_position_table
 from srum.models.bagel.sequence import IGNORE, Latent, VitImage, build_batch, text_segment
 from srum.models.bagel.vae import BagelVAE
 from srum.models.bagel.weights import save_bagel
@@ -65,6 +66,8 @@ class JointStage:
     mse_weight: float = 1.0
     ce_weight: float = 1.0
     match_share: float = 0.4  # share of understanding examples that are whole-image yes/no match questions
+    paired_match: bool = False  # match questions as (true prompt, hard negative) pairs on one render
+    vit_scale: int = 1  # renders shown to the ViT upsampled by this factor (a finer patch grid; see the model)
 
 
 @dataclass
@@ -177,7 +180,11 @@ def _finished_autoencoder(out: Path, params) -> BagelVAE:
 # ---- stage 2 ------------------------------------------------------------------------------------
 def joint_batch(model: Bagel, vae: BagelVAE, tokenizer, tasks: ShapesTasks, stage: JointStage, single_p: float,
                 generator: torch.Generator):
-    """One mixed batch: (SequenceBatch, flow targets for its noisy tokens)."""
+    """One step's data: (text-to-image SequenceBatch, its flow targets, understanding SequenceBatch).
+
+    Two batches, each padded to its own longest sample: understanding samples (ViT tokens) can be several
+    times longer than text-to-image ones, and one padded batch would spend most of its time on padding.
+    """
     cfg = model.config
     enc = lambda s: tokenizer.encode(s, add_special_tokens=False)  # noqa: E731
     t2i = [tasks.text_to_image(single_p) for _ in range(stage.t2i_batch)]
@@ -192,20 +199,37 @@ def joint_batch(model: Bagel, vae: BagelVAE, tokenizer, tasks: ShapesTasks, stag
     drop = torch.rand(len(t2i), generator=generator) < stage.cfg_dropout
     samples = [([] if drop[i] else [text_segment(enc(ex.prompt), cfg)]) + [Latent(x_t[i], (h, w), t[i], noisy=True)]
                for i, ex in enumerate(t2i)]
-    for _ in range(stage.qa_batch):
-        qa = tasks.qa(single_p, stage.match_share)
-        samples.append([VitImage(image_to_tensor(qa.image, cfg.vit_transform)), text_segment(enc(qa.question), cfg),
-                        text_segment(enc(qa.answer), cfg, loss=True)])
-    return build_batch(samples, cfg), flow.velocity_target(x0, noise)
+    if stage.paired_match:
+        n_pairs = round(stage.qa_batch * stage.match_share / 2)
+        qas = [qa for _ in range(n_pairs) for qa in tasks.match_pair(single_p)]
+        qas += [tasks.qa(single_p, match_share=0.0) for _ in range(stage.qa_batch - 2 * n_pairs)]
+    else:
+        qas = [tasks.qa(single_p, stage.match_share) for _ in range(stage.qa_batch)]
+    understanding = [[VitImage(image_to_tensor(qa.image, cfg.vit_transform)), text_segment(enc(qa.question), cfg),
+                      text_segment(enc(qa.answer), cfg, loss=True)] for qa in qas]
+    return build_batch(samples, cfg), flow.velocity_target(x0, noise), build_batch(understanding, cfg)
 
 
-def joint_losses(model: Bagel, batch, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    out = model(batch)
-    v = model.velocity(out.hidden[batch.noisy])
-    mse = (v - target.reshape(-1, target.shape[-1])).pow(2).mean()
-    logits = model.text_logits(out.hidden[batch.labels != IGNORE])
-    ce = F.cross_entropy(logits, batch.labels[batch.labels != IGNORE])
+def joint_losses(model: Bagel, t2i_batch, target: torch.Tensor, qa_batch) -> tuple[torch.Tensor, torch.Tensor]:
+    """(flow-matching MSE on the noisy latent tokens, token-mean CE on the answers)."""
+    hidden = model(t2i_batch).hidden
+    mse = (model.velocity(hidden[t2i_batch.noisy]) - target.reshape(-1, target.shape[-1])).pow(2).mean()
+    hidden = model(qa_batch).hidden
+    supervised = qa_batch.labels != IGNORE
+    ce = F.cross_entropy(model.text_logits(hidden[supervised]), qa_batch.labels[supervised])
     return mse, ce
+
+
+def _init_weights(model: Bagel, init: Bagel) -> None:
+    """Start from `init`; a ViT on another patch grid gets its learned position table resampled."""
+    state = init.state_dict()
+    key = "vit_model.vision_model.embeddings.position_embedding.weight"
+    side = model.config.vit_max_num_patch_per_side
+    if init.config.vit_max_num_patch_per_side != side:
+        state[key] = resize_position_table(state[key], side)
+        state["vit_pos_embed.pos_embed"] = model.vit_pos_embed.pos_embed  # fixed sin-cos: this grid's own
+        logger.info("vit grid %d -> %d: position table resampled", init.config.vit_max_num_patch_per_side, side)
+    model.load_state_dict(state)
 
 
 def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, name: str = "joint",
@@ -214,13 +238,13 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
     out = Path(cfg.out_dir) / name
     stage = getattr(cfg, name)
     stage_id = {"joint": 2, "focus": 3}[name]
-    config = shapes_bagel_config(cfg.image_size)
+    config = shapes_bagel_config(cfg.image_size, stage.vit_scale)
     config.vae_config = vae.params
     tokenizer = shapes_tokenizer(config)
     torch.manual_seed(cfg.seed)
     model = Bagel(config)
     if init is not None:
-        model.load_state_dict(init.state_dict())
+        _init_weights(model, init)
     ema = copy.deepcopy(model).requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay)
     start = _load_state(out / "state", {"model": model, "ema": ema}, opt)
@@ -231,9 +255,9 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
         curriculum = step < stage.single_object_until * stage.steps
         single_p = stage.single_object_p[0] if curriculum else stage.single_object_p[1]
         generator = torch.Generator().manual_seed(hash((cfg.seed, stage_id, step)) % (2**63))
-        batch, target = joint_batch(model, vae, tokenizer, _step_tasks(cfg, stage_id, step), stage, single_p,
-                                    generator)
-        mse, ce = joint_losses(model, batch, target)
+        t2i_batch, target, qa_batch = joint_batch(model, vae, tokenizer, _step_tasks(cfg, stage_id, step), stage,
+                                                  single_p, generator)
+        mse, ce = joint_losses(model, t2i_batch, target, qa_batch)
         loss = stage.mse_weight * mse + stage.ce_weight * ce
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step} (mse={mse.item()}, ce={ce.item()}); "

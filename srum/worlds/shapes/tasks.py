@@ -119,11 +119,7 @@ class ShapesTasks:
         if task < match_share:  # global match with hard negatives
             if self.rng.random() < 0.5:
                 return QA(image, global_question(to_text(spec)), YES, f"match:{category}")
-            for _ in range(20):
-                neg = mismatch(spec, self.rng)
-                if not has_held_out(neg, self.avoid):
-                    return QA(image, global_question(to_text(neg)), NO, f"mismatch:{category}")
-            return QA(image, global_question(to_text(spec)), YES, f"match:{category}")  # every negative was held out
+            return self._negative(image, spec, category)
         task = (task - match_share) / (1 - match_share)  # uniform in [0, 1) again
         if task < 1 / 3:
             return QA(image, DESCRIBE, describe(scene), "describe")
@@ -137,6 +133,23 @@ class ShapesTasks:
         if self.rng.random() < 0.5:
             return QA(crop, region_question(partial_phrase(obj, stated)), YES, "region_match")
         return QA(crop, region_question(self._other_phrase(obj, stated)), NO, "region_mismatch")
+
+    def match_pair(self, single_object_p: float = 0.0) -> tuple[QA, QA]:
+        """The true prompt and a hard negative about the same render.
+
+        Paired, the two answers differ only by the swapped detail, so their gradients cancel everything else
+        in the question: the cleanest signal for learning to check a binding rather than to say "yes".
+        """
+        category, spec, scene = self.scene(single_object_p)
+        image = self.render(scene)
+        return QA(image, global_question(to_text(spec)), YES, f"match:{category}"), self._negative(image, spec, category)
+
+    def _negative(self, image: Image.Image, spec: PromptSpec, category: str) -> QA:
+        for _ in range(20):
+            neg = mismatch(spec, self.rng)
+            if not has_held_out(neg, self.avoid):
+                return QA(image, global_question(to_text(neg)), NO, f"mismatch:{category}")
+        return QA(image, global_question(to_text(spec)), YES, f"match:{category}")  # every negative was held out
 
     def _other_phrase(self, obj: Obj, stated: set[str]) -> str:
         """A phrase naming `stated` attributes (and the shape) with one of them changed: a binding-style negative.

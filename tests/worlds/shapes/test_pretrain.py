@@ -19,10 +19,14 @@ def micro(out_dir, joint_steps: int = 4) -> PretrainConfig:
 
 def test_micro_pretrain_and_exact_resume(tmp_path):
     cfg_a = micro(tmp_path / "a")
-    folder = pretrain(dataclasses.replace(cfg_a, focus=JointStage(steps=2, t2i_batch=1, qa_batch=2, match_share=0.9)))
+    focus = JointStage(steps=2, t2i_batch=1, qa_batch=4, match_share=0.5, paired_match=True, vit_scale=2)
+    folder = pretrain(dataclasses.replace(cfg_a, focus=focus))
     assert (tmp_path / "a" / "focus" / "state" / "state.json").is_file()
     ck = load_bagel(folder)
     assert ck.tokenizer is not None and ck.config.vae_config.scale_factor != 1.0  # latent scale was measured
+    # The focus stage moved the ViT to a 2x finer grid: 128-px views, a 16x16 position table.
+    assert ck.config.vit_max_num_patch_per_side == 16 and ck.config.vit_transform.min_size == 128
+    assert ck.model.vit_model.vision_model.embeddings.position_embedding.weight.shape[0] == 256
     # Interrupted after 2 joint steps (the saved state), then resumed to 4: identical weights to the unbroken run.
     cfg_b = micro(tmp_path / "b")
     pretrain(dataclasses.replace(cfg_b, joint=dataclasses.replace(cfg_b.joint, steps=2)))

@@ -36,3 +36,11 @@ def test_describe_orders_left_to_right():
     scene = Scene((Obj("square", "green", size=0.25, x=0.7), Obj("circle", "red", "striped", size=0.45, x=0.3)))
     assert describe(scene) == "a big red striped circle and a small green solid square"
     assert object_phrase(scene.objects[0]) == "a small green solid square"
+
+
+def test_match_pair_asks_the_true_prompt_and_a_negative_about_one_render():
+    tasks = ShapesTasks(seed=5)
+    for _ in range(20):
+        yes, no = tasks.match_pair()
+        assert yes.image is no.image and (yes.answer, no.answer) == (YES, NO)
+        assert yes.question != no.question and yes.kind.startswith("match:") and no.kind.startswith("mismatch:")
