@@ -12,7 +12,7 @@ from pathlib import Path
 
 import torch
 
-from srum.evaluation.judges import QWEN_CHAT_TEMPLATE
+from srum.evaluation.judges.vlm import QWEN_CHAT_TEMPLATE
 
 TINY_IMAGE = 32  # side of the tiny vision towers' input, in pixels
 

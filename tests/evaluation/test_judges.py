@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from srum.evaluation import judges as J
+from srum.evaluation.judges import clip_score, geometry, prompt_parsing, vlm
 from srum.evaluation.tiny_judges import make_tiny_judges
 
 
@@ -36,43 +37,43 @@ def _images(n: int, size: int = 48) -> list[Image.Image]:
     ('{"score": true}', None),
 ])
 def test_parse_vlm_score(text, expected):
-    assert J.parse_vlm_score(text) == expected
+    assert vlm.parse_vlm_score(text) == expected
 
 
 def test_noun_phrases_and_relations():
-    assert J.noun_phrases("a green bench and a blue bowl") == ["a green bench", "a blue bowl"]
-    assert J.noun_phrases("The fluffy cat is on the left of the soft pillow.") == ["the fluffy cat", "the soft pillow"]
-    assert J.blip_question("A Green bench.") == "a green bench?"
-    assert J.find_relation("a bee on the right of a refrigerator") == ("bee", "on the right of", "refrigerator")
-    assert J.find_relation("a girl on the top of a frog") == ("girl", "on the top of", "frog")
-    assert J.find_relation("a cat behind a boy") == ("cat", "behind", "boy")
-    assert J.find_relation("a red apple") is None
-    assert J.count_phrases("two toys and three refrigerators") == [(2, "toys"), (3, "refrigerators")]
-    assert J.count_phrases("one turtle") == [(1, "turtle")]
+    assert prompt_parsing.noun_phrases("a green bench and a blue bowl") == ["a green bench", "a blue bowl"]
+    assert prompt_parsing.noun_phrases("The fluffy cat is on the left of the soft pillow.") == ["the fluffy cat", "the soft pillow"]
+    assert prompt_parsing.blip_question("A Green bench.") == "a green bench?"
+    assert prompt_parsing.find_relation("a bee on the right of a refrigerator") == ("bee", "on the right of", "refrigerator")
+    assert prompt_parsing.find_relation("a girl on the top of a frog") == ("girl", "on the top of", "frog")
+    assert prompt_parsing.find_relation("a cat behind a boy") == ("cat", "behind", "boy")
+    assert prompt_parsing.find_relation("a red apple") is None
+    assert prompt_parsing.count_phrases("two toys and three refrigerators") == [(2, "toys"), (3, "refrigerators")]
+    assert prompt_parsing.count_phrases("one turtle") == [(1, "turtle")]
 
 
 def test_relation_score_by_hand():
     a, b = [0, 0, 10, 10], [100, 0, 110, 10]  # b 100 px right of a, same row, no overlap
-    assert J.relation_score("on the left of", a, b, 512) == 1.0
-    assert J.relation_score("on the right of", a, b, 512) == 0.0
-    assert J.relation_score("on the top of", a, b, 512) == 0.0
-    assert J.relation_score("next to", a, b, 512) == 1.0
+    assert geometry.relation_score("on the left of", a, b, 512) == 1.0
+    assert geometry.relation_score("on the right of", a, b, 512) == 0.0
+    assert geometry.relation_score("on the top of", a, b, 512) == 0.0
+    assert geometry.relation_score("next to", a, b, 512) == 1.0
     far = [400, 400, 410, 410]  # 400 px off on both axes: 150 / 400
-    assert J.relation_score("near", a, far, 512) == pytest.approx(150 / 400)
+    assert geometry.relation_score("near", a, far, 512) == pytest.approx(150 / 400)
     # overlapping boxes, IoU = 50 / 150: left-of holds but scores 0.1 / IoU
-    assert J.relation_score("on the left of", [0, 0, 10, 10], [5, 0, 15, 10], 512) == pytest.approx(0.1 / (50 / 150))
+    assert geometry.relation_score("on the left of", [0, 0, 10, 10], [5, 0, 15, 10], 512) == pytest.approx(0.1 / (50 / 150))
     # 3D proxy: box1's bottom lower (nearer); IoU 50/150 < 0.5 → IoU / 0.5
     front, back = [0, 10, 10, 30], [5, 10, 15, 20]
-    iou = J._iou(front, back)
-    assert J.relation_score("in front of", front, back, 512) == pytest.approx(iou / 0.5)
-    assert J.relation_score("behind", front, back, 512) == 0.0
-    assert J.relation_score("hidden by", back, front, 512) == pytest.approx(iou / 0.5)
+    iou = geometry.iou(front, back)
+    assert geometry.relation_score("in front of", front, back, 512) == pytest.approx(iou / 0.5)
+    assert geometry.relation_score("behind", front, back, 512) == 0.0
+    assert geometry.relation_score("hidden by", back, front, 512) == pytest.approx(iou / 0.5)
 
 
 def test_nms():
     boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=float)
-    assert J.nms(boxes, np.array([0.9, 0.8, 0.7])) == [0, 2]
-    assert J.nms(boxes[:0], np.zeros(0)) == []
+    assert geometry.nms(boxes, np.array([0.9, 0.8, 0.7])) == [0, 2]
+    assert geometry.nms(boxes[:0], np.zeros(0)) == []
 
 
 def test_parse_judge_paths_and_missing_folder(tmp_path):
@@ -115,7 +116,7 @@ def test_local_clip_score_tiny(tiny):
     import torch
     from transformers import CLIPModel, CLIPProcessor
 
-    metric = J.local_clip_score(CLIPModel.from_pretrained(tiny["clip"]), CLIPProcessor.from_pretrained(tiny["clip"]))
+    metric = clip_score.local_clip_score(CLIPModel.from_pretrained(tiny["clip"]), CLIPProcessor.from_pretrained(tiny["clip"]))
     imgs = [torch.from_numpy(np.array(im)).permute(2, 0, 1) for im in _images(2)]
     metric.update(imgs, ["a red cube", "a blue ball"])
     value = float(metric.compute())
