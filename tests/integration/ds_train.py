@@ -24,7 +24,7 @@ from srum.models.bagel.config import BagelConfig  # noqa: E402
 from srum.models.bagel.model import Bagel  # noqa: E402
 from srum.models.bagel.unified import BagelUnified  # noqa: E402
 from srum.models.bagel.vae import BagelVAE  # noqa: E402
-from srum.models.tokenizer import build_word_tokenizer  # noqa: E402
+from srum.worlds.shapes.model import shapes_tokenizer  # noqa: E402
 from srum.training import TrainSample, train_round  # noqa: E402
 from srum.utils.dist import init_distributed  # noqa: E402
 
@@ -54,10 +54,7 @@ def main() -> None:
     torch.manual_seed(0)
     config = BagelConfig.tiny()
     model, vae = Bagel(config), BagelVAE(config.vae_config)
-    st = config.special_tokens
-    tok = build_word_tokenizer("a red blue circle square".split(), 512, {
-        "<|im_start|>": st.bos_token_id, "<|im_end|>": st.eos_token_id,
-        "<|vision_start|>": st.start_of_image, "<|vision_end|>": st.end_of_image})
+    tok = shapes_tokenizer(config)
     g = torch.Generator().manual_seed(1)
     samples = [TrainSample(i, ["a red circle", "a blue square"][i % 2], torch.randn(4, 64, generator=g),
                            torch.rand(4, generator=g)) for i in range(8)]

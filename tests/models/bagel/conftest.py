@@ -12,10 +12,9 @@ from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.unified import BagelUnified
 from srum.models.bagel.vae import BagelVAE
-from srum.models.tokenizer import build_word_tokenizer
+from srum.worlds.shapes.model import shapes_tokenizer
 
 REFERENCE_DIR = Path(__file__).resolve().parents[3].parent / "shared" / "reference" / "bagel-tiny"
-WORDS = "a an the red green blue yellow circle square triangle left right of above below is there in image yes no".split()
 
 
 @pytest.fixture(scope="session")
@@ -42,10 +41,8 @@ def make_tiny(seed: int = 0) -> tuple[Bagel, BagelVAE]:
 
 
 def word_tokenizer(config: BagelConfig):
-    st = config.special_tokens
-    return build_word_tokenizer(WORDS, config.llm_config.vocab_size, {
-        "<|im_start|>": st.bos_token_id, "<|im_end|>": st.eos_token_id,
-        "<|vision_start|>": st.start_of_image, "<|vision_end|>": st.end_of_image})
+    """ShapesWorld's word-level tokenizer, on `config`'s special-token ids and vocabulary size."""
+    return shapes_tokenizer(config)
 
 
 @pytest.fixture

@@ -70,12 +70,13 @@ def test_unified_answers_and_single_token_check(tiny_unified):
     from PIL import Image
 
     image = Image.new("RGB", (40, 30), (200, 10, 10))
-    probs = tiny_unified.answer_distribution([image, None], ["is there a red circle", "is it blue"], ["yes", "no"])
+    probs = tiny_unified.answer_distribution([image, None], ["does this image show a red circle?", "is this blue?"],
+                                             ["yes", "no"])
     assert probs.shape == (2, 2) and torch.allclose(probs.sum(-1), torch.ones(2))
-    text = tiny_unified.generate_text([image], ["is there a red circle"], max_new_tokens=3)
+    text = tiny_unified.generate_text([image], ["does this image show a red circle?"], max_new_tokens=3)
     assert isinstance(text[0], str)
     with pytest.raises(ValueError, match="single-token"):
-        tiny_unified.answer_distribution([None], ["is it"], ["yes no"])
+        tiny_unified.answer_distribution([None], ["is this"], ["yes no"])
 
 
 def test_velocity_matches_sampler_velocity(tiny_unified):
