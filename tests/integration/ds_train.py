@@ -24,9 +24,9 @@ from srum.models.bagel.config import BagelConfig  # noqa: E402
 from srum.models.bagel.model import Bagel  # noqa: E402
 from srum.models.bagel.unified import BagelUnified  # noqa: E402
 from srum.models.bagel.vae import BagelVAE  # noqa: E402
-from srum.worlds.shapes.model import shapes_tokenizer  # noqa: E402
 from srum.training import TrainSample, train_round  # noqa: E402
 from srum.utils.dist import init_distributed  # noqa: E402
+from srum.worlds.shapes.model import shapes_tokenizer  # noqa: E402
 
 
 class Recorder:

@@ -28,9 +28,9 @@ from tqdm import tqdm
 from srum import flow
 from srum.models.bagel.images import image_to_tensor
 from srum.models.bagel.model import Bagel
-from srum.models.bagel.vision import resize_position_table
 from srum.models.bagel.sequence import IGNORE, Latent, VitImage, build_batch, text_segment
 from srum.models.bagel.vae import BagelVAE
+from srum.models.bagel.vision import resize_position_table
 from srum.models.bagel.weights import save_bagel
 from srum.utils.io import atomic_path, atomic_write_json
 from srum.worlds.shapes.model import shapes_bagel_config, shapes_tokenizer
