@@ -15,6 +15,9 @@ DIR/<category>/samples/<prompt>_<index>.png for T2I-CompBench's own scripts, who
 DIR/scores.md (paper column order, ×100).
 
     python launch/evaluate.py --compare runs/eval-base runs/eval-srum [--out table.md]   # deltas vs the first
+
+Launched with several processes (`torchrun --nproc_per_node 8 launch/evaluate.py ...`, or deepspeed), the images
+are shared out across ranks, each rank on its own GPU; the records are the same as a one-process run's.
 """
 
 from __future__ import annotations
@@ -38,6 +41,8 @@ from srum.evaluation.judges import build_judge, parse_judge_paths
 from srum.evaluation.report import compare_scores, write_report, write_scores
 from srum.evaluation.tiny_judges import make_tiny_judges
 from srum.models.registry import load_unified_model
+from srum.utils.device import rank_device
+from srum.utils.dist import DistInfo, init_distributed
 from srum.utils.logging import setup_logging
 
 logger = logging.getLogger("launch.evaluate")
@@ -79,13 +84,14 @@ def parse_args() -> argparse.Namespace:
     return ap.parse_args()
 
 
-def build_eval_judge(args: argparse.Namespace, judge_name: str):
-    import torch
-
+def build_eval_judge(args: argparse.Namespace, judge_name: str, dist: DistInfo):
     paths = parse_judge_paths(args.judge_paths)
     if args.tiny_judges is not None:
+        if dist.is_main:  # one writer; the other ranks then find the folders written and reuse them
+            make_tiny_judges(args.tiny_judges)
+        dist.barrier()
         paths = {**{k: str(v) for k, v in make_tiny_judges(args.tiny_judges).items()}, **paths}
-    device = args.judge_device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = str(rank_device(args.judge_device or "auto", dist.local_rank))
     options = {"vlm": {"max_new_tokens": args.judge_max_new_tokens, "failure_score": args.failure_score}}.get(
         judge_name, {})
     return build_judge(judge_name, device=device, paths=paths, **options)
@@ -119,7 +125,13 @@ def main() -> None:
         return
     if not args.checkpoint or not args.benchmark or args.out is None:
         raise SystemExit("evaluate.py needs --checkpoint, --benchmark and --out (or --compare / --import-results)")
-    model = load_unified_model(ModelConfig(path=args.checkpoint, dtype=args.dtype, device=args.device))
+    with init_distributed() as dist:  # one rank for a plain `python` run; torchrun / deepspeed shard the images
+        evaluate(args, dist)
+
+
+def evaluate(args: argparse.Namespace, dist: DistInfo) -> None:
+    device = rank_device(args.device, dist.local_rank)
+    model = load_unified_model(ModelConfig(path=args.checkpoint, dtype=args.dtype, device=str(device)))
     overrides = {k: v for k, v in (("num_timesteps", args.steps), ("cfg_text_scale", args.cfg),
                                    ("timestep_shift", args.shift)) if v is not None}
     model.guidance = dataclasses.replace(model.guidance, **overrides)
@@ -133,8 +145,10 @@ def main() -> None:
         items = compbench_prompts(args.prompts, args.split, args.limit, cats)
         judge_name, size = args.judge or "vlm", args.size or 1024
     args.out.mkdir(parents=True, exist_ok=True)
-    records = generate_and_judge(model, items, build_eval_judge(args, judge_name), args.out, args.images_per_prompt,
-                                 args.seed, size, args.batch_size, args.think)
+    records = generate_and_judge(model, items, build_eval_judge(args, judge_name, dist), args.out,
+                                 args.images_per_prompt, args.seed, size, args.batch_size, args.think, dist=dist)
+    if not dist.is_main:
+        return
     if args.benchmark == "t2i-compbench":
         records = write_compbench_samples(args.out, records)
     extra = {"seed": args.seed, "images_per_prompt": args.images_per_prompt, "size": size,

@@ -20,7 +20,7 @@ from srum.evaluation.benchmarks import load_prompt_source
 from srum.generate import check_reusable, generate_stage, reuse_generated
 from srum.models.bagel.sampling import GuidanceParams
 from srum.models.registry import load_unified_model
-from srum.utils.device import resolve_device, resolve_dtype
+from srum.utils.device import rank_device, resolve_dtype
 from srum.utils.dist import DistInfo, all_gather_objects
 from srum.utils.io import atomic_write_json, write_manifest
 
@@ -35,15 +35,8 @@ def guidance_from(cfg: RunConfig) -> GuidanceParams:
                           cfg_renorm_min=g.cfg_renorm_min)
 
 
-def rank_device(cfg: RunConfig, dist: DistInfo) -> torch.device:
-    device = resolve_device(cfg.model.device)
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", dist.local_rank)
-    return device
-
-
 def load_model(path: str | Path, cfg: RunConfig, dist: DistInfo):
-    device = rank_device(cfg, dist)
+    device = rank_device(cfg.model.device, dist.local_rank)
     model_cfg = dataclasses.replace(cfg.model, path=str(path), device=str(device))
     unified = load_unified_model(model_cfg, guidance=guidance_from(cfg), max_think_tokens=cfg.generate.max_think_tokens)
     return unified
@@ -111,7 +104,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         dist.barrier()
         _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items))
 
-        device = rank_device(cfg, dist)
+        device = rank_device(cfg.model.device, dist.local_rank)
         dtype = resolve_dtype(cfg.model.dtype, device)
         judge = SelfJudge(unified, cfg.judge, templates_for(cfg.judge.template_set))
         stats = score_stage(judge, build_proposer(cfg.regions, device, dtype), cfg.reward, rd / "generate",
@@ -149,7 +142,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         del engine, unified, reference, state
         gc.collect()
         model_path = export
-        if cfg.eval.prompts and dist.is_main:
+        if cfg.eval.prompts:
             evaluate_round(export, cfg, rd / "eval", dist)
         dist.barrier()
     if writer is not None:
@@ -158,7 +151,8 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
 
 
 def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo) -> dict:
-    """Evaluate a round's export with the configured judge (ShapesWorld oracle here; VLM judges: launch/evaluate.py)."""
+    """Evaluate a round's export with the configured judge (ShapesWorld oracle here; VLM judges: launch/evaluate.py),
+    the images shared out across ranks; rank 0 writes the scores and the report."""
     from srum.evaluation.evaluate import generate_and_judge
     from srum.evaluation.judges import build_judge
     from srum.evaluation.report import write_report, write_scores
@@ -166,7 +160,9 @@ def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo) -> d
     unified = load_model(export, cfg, dist)
     items = load_prompt_source(cfg.eval.prompts, "val", cfg.eval.limit_per_category)
     records = generate_and_judge(unified, items, build_judge(cfg.eval.judge.value), out, 1, cfg.eval.seed,
-                                 cfg.generate.resolution, cfg.generate.batch_size, progress=cfg.log.progress)
+                                 cfg.generate.resolution, cfg.generate.batch_size, progress=cfg.log.progress, dist=dist)
+    if not dist.is_main:
+        return {}
     summary = write_scores(out, cfg.eval.prompts, "val", str(export), records)
     write_report(out, summary, records)
     logger.info("stage=eval overall=%.4f categories=%s", summary["overall"], summary["categories"])

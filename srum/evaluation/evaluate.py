@@ -18,6 +18,7 @@ from tqdm import tqdm
 from srum.evaluation.benchmarks import PromptItem
 from srum.evaluation.judges import Judge, judge_batch
 from srum.models.interface import UnifiedModel
+from srum.utils.dist import DistInfo, all_gather_objects
 
 logger = logging.getLogger(__name__)
 
@@ -37,25 +38,37 @@ def generate_and_judge(
     batch_size: int = 16,
     think: bool = False,
     progress: bool = True,
+    dist: DistInfo | None = None,
 ) -> list[dict]:
-    """Draw, save (`out/images/<category>/<index>_<k>.png`) and score every image; one record per image."""
+    """Draw, save (`out/images/<category>/<index>_<k>.png`) and score every image; one record per image.
+
+    With several ranks (`dist`), batches are dealt round-robin and every rank returns all records, in the order
+    of a one-rank run: seeds belong to images, not ranks, so the result does not depend on the world size.
+    """
     categories = list(dict.fromkeys(it.category for it in items))
     jobs = [(it, k, image_seed(seed, categories.index(it.category), it.index, k, images_per_prompt))
             for it in items for k in range(images_per_prompt)]
+    starts = list(range(0, len(jobs), batch_size))
+    if dist is not None:
+        starts = dist.shard(starts)
+    main = dist is None or dist.is_main
     records = []
-    for start in tqdm(range(0, len(jobs), batch_size), desc="generate", disable=not progress, dynamic_ncols=True):
+    for start in tqdm(starts, desc="generate", disable=not (progress and main), dynamic_ncols=True):
         chunk = jobs[start:start + batch_size]
         result = model.sample_images([it.prompt for it, _, _ in chunk], [s for _, _, s in chunk], size, size,
                                      think=think)
         judged = judge_batch(judge, result.images, [it.prompt for it, _, _ in chunk], [it.category for it, _, _ in chunk])
-        for (it, k, s), image, details in zip(chunk, result.images, judged):
+        for n, ((it, k, s), image, details) in enumerate(zip(chunk, result.images, judged)):
             rel = Path("images") / it.category / f"{it.index:05d}_{k}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)
             image.save(out / rel)
             score = details.pop("score")
-            records.append({"category": it.category, "index": it.index, "k": k, "seed": s, "prompt": it.prompt,
-                            "score": None if score is None else float(score), "file": str(rel), **details})
-    return records
+            records.append((start + n, {"category": it.category, "index": it.index, "k": k, "seed": s,
+                                        "prompt": it.prompt, "score": None if score is None else float(score),
+                                        "file": str(rel), **details}))
+    if dist is not None and dist.world_size > 1:
+        records = [r for part in all_gather_objects(records, dist) for r in part]
+    return [record for _, record in sorted(records, key=lambda pair: pair[0])]
 
 
 # ---------------------------------------------------------------------------------------------------- T2I-CompBench files

@@ -17,6 +17,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def rank_device(name: str, local_rank: int) -> torch.device:
+    """`resolve_device`, with a GPU named without an index (or found by 'auto') pinned to this rank's own GPU."""
+    device = resolve_device(name)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", local_rank)
+    return device
+
+
 def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
     """'auto' → bf16 on CUDA with bf16 support, else float32; bf16 on a GPU without it is refused."""
     if name == "auto":

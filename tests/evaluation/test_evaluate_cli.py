@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -51,3 +52,21 @@ def test_evaluate_shapes_limit(tiny_checkpoint, tmp_path):
 def test_category_scores_by_hand():
     recs = [{"category": "a", "score": 1.0}, {"category": "b", "score": 0.0}, {"category": "a", "score": 0.5}]
     assert category_scores(recs) == {"a": 0.75, "b": 0.0}
+
+
+@pytest.mark.integration
+def test_two_ranks_evaluate_like_one(tiny_checkpoint, tmp_path):
+    """Under torchrun the images are shared out across ranks; seeds belong to images, so the result is the same."""
+    args = ["--checkpoint", str(tiny_checkpoint), "--benchmark", "shapes", "--split", "val", "--limit", "2",
+            "--steps", "3", "--batch-size", "3"]
+    one = [sys.executable, str(ROOT / "launch" / "evaluate.py"), *args, "--out", str(tmp_path / "one")]
+    two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           str(ROOT / "launch" / "evaluate.py"), *args, "--out", str(tmp_path / "two")]
+    for cmd in (one, two):
+        run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
+                             env={**os.environ, "OMP_NUM_THREADS": "1"})
+        assert run.returncode == 0, run.stderr[-3000:]
+    records = [json.loads((tmp_path / d / "images.json").read_text()) for d in ("one", "two")]
+    assert len(records[0]) == 16 and records[0] == records[1]  # same order, seeds and scores
+    for r in records[0]:
+        assert (tmp_path / "one" / r["file"]).read_bytes() == (tmp_path / "two" / r["file"]).read_bytes()
