@@ -38,6 +38,7 @@ from srum.config import ModelConfig
 from srum.evaluation.benchmarks import COMPBENCH_CATEGORIES, compbench_prompts, shapes_prompts
 from srum.evaluation.evaluate import generate_and_judge, import_compbench_results, write_compbench_samples
 from srum.evaluation.judges import build_judge, parse_judge_paths
+from srum.evaluation.judges.vlm import SPLIT
 from srum.evaluation.report import compare_scores, write_report, write_scores
 from srum.evaluation.tiny_judges import make_tiny_judges
 from srum.models.registry import load_unified_model
@@ -59,7 +60,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--judge-paths", default=None, help="local judge weights: vlm=DIR,blip=DIR,clip=DIR,owl=DIR")
     ap.add_argument("--tiny-judges", type=Path, default=None,
                     help="write tiny random judge models to DIR and use them (CPU dry runs; scores are meaningless)")
-    ap.add_argument("--judge-device", default=None, help="device of the judge models (default: cuda if present)")
+    ap.add_argument("--judge-device", default=None,
+                    help="device of the judge models (default: this rank's GPU if present, else cpu); 'split' "
+                         "spreads a judge too large for one GPU (Qwen2.5-VL-72B) over all of them, one process")
     ap.add_argument("--judge-max-new-tokens", type=int, default=512, help="vlm: answer length (official: 512)")
     ap.add_argument("--failure-score", default="official", choices=["official", "exclude"],
                     help="vlm: an unparseable answer scores -1 and is averaged in (official) or is left out")
@@ -91,7 +94,12 @@ def build_eval_judge(args: argparse.Namespace, judge_name: str, dist: DistInfo):
             make_tiny_judges(args.tiny_judges)
         dist.barrier()
         paths = {**{k: str(v) for k, v in make_tiny_judges(args.tiny_judges).items()}, **paths}
-    device = str(rank_device(args.judge_device or "auto", dist.local_rank))
+    if args.judge_device == SPLIT:
+        if dist.world_size > 1:
+            raise SystemExit("--judge-device split spreads one judge over every GPU: run one process, not torchrun")
+        device = SPLIT
+    else:
+        device = str(rank_device(args.judge_device or "auto", dist.local_rank))
     options = {"vlm": {"max_new_tokens": args.judge_max_new_tokens, "failure_score": args.failure_score}}.get(
         judge_name, {})
     return build_judge(judge_name, device=device, paths=paths, **options)

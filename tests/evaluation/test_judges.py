@@ -103,6 +103,13 @@ def test_vlm_judge_tiny(tiny, failure_score):
     assert judge.parse_failures == sum(r["parse_failed"] for r in rows)
 
 
+def test_vlm_judge_split_over_devices(tiny):
+    """device="split" loads through accelerate's device map (here: every layer on the CPU) and still answers."""
+    judge = J.build_judge("vlm", paths=tiny, max_new_tokens=2, device="split")
+    assert str(judge.device) == "cpu"
+    assert isinstance(judge.answer(_images(1)[0], "a red cube"), str)
+
+
 def test_vlm_judge_counts_failures(tiny, monkeypatch):
     judge = J.build_judge("vlm", paths=tiny, max_new_tokens=2)
     answers = iter(['```json\n{"score": 80, "explanation": "fine"}\n```', "no idea"])

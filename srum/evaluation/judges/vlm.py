@@ -82,13 +82,15 @@ def parse_vlm_score(text: str) -> int | None:
 
 
 FAILURE_SCORES = ("official", "exclude")
+SPLIT = "split"  # the device name that spreads one judge over all visible GPUs
 
 
 class VLMJudge:
     """SRUM's judge (srum.md §4.2-4.4): Qwen2.5-VL rates each image 0-100 against its prompt, greedy decoding.
 
     Parse failures are counted; `failure_score="official"` scores them -1 (on 0-100, averaged in as the official
-    script does), `"exclude"` leaves them out of the means (score None).
+    script does), `"exclude"` leaves them out of the means (score None). `device="split"` loads the model across
+    every visible GPU (accelerate's device_map="auto"), for judges larger than one GPU, such as the 72B of the paper.
     """
 
     name = "vlm"
@@ -96,17 +98,21 @@ class VLMJudge:
     def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "auto", max_new_tokens: int = 512,
                  failure_score: str = "official") -> None:
         import torch
-        from transformers import (
-            AutoImageProcessor,
-            AutoTokenizer,
-            Qwen2_5_VLForConditionalGeneration,
-        )
+        from transformers import AutoImageProcessor, AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
         if failure_score not in FAILURE_SCORES:
             raise ValueError(f"failure_score={failure_score!r}; expected one of {FAILURE_SCORES}")
         path = Path(path)
-        self.device, self.max_new_tokens, self.failure_score = device, max_new_tokens, failure_score
-        self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=judge_dtype(device, dtype)).to(device)
+        self.max_new_tokens, self.failure_score = max_new_tokens, failure_score
+        if device == SPLIT:  # too large for one GPU (72B): accelerate spreads the layers over every visible one
+            gpu = "cuda" if torch.cuda.is_available() else "cpu"
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=judge_dtype(gpu, dtype),
+                                                                            device_map="auto")
+            self.device = self.model.device  # where the inputs go: the first layers' device
+        else:
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                path, dtype=judge_dtype(device, dtype)).to(device)
+            self.device = device
         self.model.eval()
         # Tokenizer and image processor rather than AutoProcessor: in transformers 5 the Qwen2.5-VL processor also
         # builds a video processor, which needs torchvision. The image placeholder is expanded here as it does.
