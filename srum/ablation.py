@@ -37,7 +37,16 @@ class Variant:
 
     @property
     def scores(self) -> Path:
+        """The round's own evaluation (the first evaluation seed)."""
         return self.out_dir / "round1" / "eval" / "scores.json"
+
+    @property
+    def export(self) -> Path:
+        return self.out_dir / "round1" / "export"
+
+    def extra_eval_dir(self, seed: int) -> Path:
+        """Where the export is evaluated again with another seed, to measure the run's evaluation noise."""
+        return self.out_dir / f"eval-seed{seed}"
 
     @property
     def done(self) -> bool:
@@ -62,25 +71,25 @@ def shared_samples(variants: list[Variant]) -> Path | None:
     return None
 
 
-def table_rows(base: list[dict], variants: list[tuple[str, dict]]) -> tuple[list[str], list[list]]:
-    """(categories, rows): the base model first (mean ± spread over its seeds), then one row per variant."""
-    categories = list(base[0]["categories"])
+def table_rows(runs: list[tuple[str, list[dict]]]) -> tuple[list[str], list[list]]:
+    """(categories, rows): one row per run (the base model first), the mean over its evaluation seeds per category
+    and overall, then the spread (max − min) of its overall score over those seeds (None with a single seed)."""
+    categories = list(runs[0][1][0]["categories"])
 
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs)
 
-    base_row = ["base"] + [mean([b["categories"][c] for b in base]) for c in categories]
-    base_row += [mean([b["overall"] for b in base]),
-                 max(b["overall"] for b in base) - min(b["overall"] for b in base)]
-    rows = [base_row]
-    for name, s in variants:
-        rows.append([name] + [s["categories"][c] for c in categories] + [s["overall"], None])
+    rows = []
+    for name, seeds in runs:
+        overall = [s["overall"] for s in seeds]
+        rows.append([name, *[mean([s["categories"][c] for s in seeds]) for c in categories], mean(overall),
+                     max(overall) - min(overall) if len(seeds) > 1 else None])
     return categories, rows
 
 
 def write_tables(out: Path, categories: list[str], rows: list[list]) -> None:
-    """`ablation.md`, `ablation.csv` and `ablation.png` (overall score per run, base spread marked)."""
-    header = ["run", *categories, "overall", "base seed spread"]
+    """`ablation.md`, `ablation.csv` and `ablation.png` (overall score per run with its seed spread)."""
+    header = ["run", *categories, "overall", "seed spread"]
     fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
@@ -89,22 +98,27 @@ def write_tables(out: Path, categories: list[str], rows: list[list]) -> None:
     csv.writer(buf).writerows([header, *[[fmt(v) for v in row] for row in rows]])
     atomic_write_text(out / "ablation.csv", buf.getvalue())
     with atomic_path(out / "ablation.png") as tmp:
-        bar_chart([(row[0], row[-2]) for row in rows], spread=rows[0][-1]).save(tmp, format="PNG")
+        bar_chart([(row[0], row[-2], row[-1]) for row in rows]).save(tmp, format="PNG")
 
 
-def bar_chart(values: list[tuple[str, float]], spread: float | None = None, width: int = 640) -> Image.Image:
-    """Horizontal bars of overall scores in [0, 1]; the base's seed spread is drawn as a band around its value."""
+def bar_chart(values: list[tuple[str, float, float | None]], width: int = 640) -> Image.Image:
+    """Horizontal bars of overall scores in [0, 1], each with its seed spread as a whisker; the base's spread is
+    also drawn as a grey band across all rows, so a difference inside it reads as noise."""
     row_h, left = 26, 130
     img = Image.new("RGB", (width, row_h * len(values) + 20), "white")
     d = ImageDraw.Draw(img)
     scale = width - left - 60
-    base = values[0][1]
-    if spread:
-        d.rectangle([left + (base - spread) * scale, 0, left + (base + spread) * scale, img.height], fill=(230, 230, 230))
-    for i, (name, v) in enumerate(values):
+    _, base, base_spread = values[0]
+    if base_spread:
+        half = base_spread / 2
+        d.rectangle([left + (base - half) * scale, 0, left + (base + half) * scale, img.height], fill=(230, 230, 230))
+    for i, (name, v, spread) in enumerate(values):
         y = 10 + i * row_h
         d.text((5, y + 4), name, fill="black")
         d.rectangle([left, y, left + v * scale, y + row_h - 8], fill=(70, 110, 200) if i else (120, 120, 120))
+        if spread:
+            mid = y + (row_h - 8) // 2
+            d.line([left + (v - spread / 2) * scale, mid, left + (v + spread / 2) * scale, mid], fill="black", width=2)
         d.text((left + v * scale + 4, y + 4), f"{v:.3f}", fill="black")
     return img
 

@@ -30,13 +30,14 @@ def test_expand_gives_valid_configs_and_own_folders(tmp_path):
 def test_table_by_hand(tmp_path):
     base = [{"categories": {"color": 0.5, "shape": 0.3}, "overall": 0.4},
             {"categories": {"color": 0.7, "shape": 0.3}, "overall": 0.5}]
-    cats, rows = table_rows(base, [("srum", {"categories": {"color": 0.8, "shape": 0.4}, "overall": 0.6})])
+    srum = [{"categories": {"color": 0.8, "shape": 0.4}, "overall": 0.6}]
+    cats, rows = table_rows([("base", base), ("srum", srum)])
     assert cats == ["color", "shape"]
     assert rows[0] == ["base", pytest.approx(0.6), pytest.approx(0.3), pytest.approx(0.45), pytest.approx(0.1)]
-    assert rows[1] == ["srum", 0.8, 0.4, 0.6, None]
+    assert rows[1] == ["srum", 0.8, 0.4, 0.6, None]  # one seed: no spread
     write_tables(tmp_path, cats, rows)
     md = (tmp_path / "ablation.md").read_text().splitlines()
-    assert md[0] == "| run | color | shape | overall | base seed spread |"
+    assert md[0] == "| run | color | shape | overall | seed spread |"
     assert md[2] == "| base | 0.600 | 0.300 | 0.450 | 0.100 |"
     assert (tmp_path / "ablation.csv").read_text().splitlines()[2] == "srum,0.800,0.400,0.600,"
     assert (tmp_path / "ablation.png").stat().st_size > 0

@@ -29,7 +29,7 @@ def test_two_variant_ablation(tmp_path):
     cfg = BagelConfig.tiny()
     save_bagel(tmp_path / "ck", Bagel(cfg), BagelVAE(cfg.vae_config), shapes_tokenizer(cfg))
     cmd = [sys.executable, str(ROOT / "launch" / "ablate.py"), str(ROOT / "recipes" / "shapes.yaml"),
-           "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate"), "--base-seeds", "0,1",
+           "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate"), "--eval-seeds", "0,1",
            f"model.path={tmp_path / 'ck'}", "generate.limit_per_category=1", "generate.num_timesteps=3",
            "train.max_steps=2", "train.save_every=0", "eval.limit_per_category=1", "log.progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -37,6 +37,10 @@ def test_two_variant_ablation(tmp_path):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
     table = (tmp_path / "ablate" / "ablation.md").read_text().splitlines()
     assert [row.split(" | ")[0] for row in table[2:]] == ["| base", "| srum", "| self_distill"]
+    # Every run evaluated with both seeds: the round's own evaluation (seed 0) and one more (seed 1).
+    for v in ("srum", "self_distill"):
+        assert (tmp_path / "ablate" / v / "eval-seed1" / "scores.json").is_file()
+    assert all(row.split(" | ")[-1] != " |" for row in table[2:])  # a spread in every row
     # self_distill drew nothing: it links the srum variant's samples (same model, prompts and seeds).
     drawn, linked = (tmp_path / "ablate" / v / "round1" / "generate" for v in ("srum", "self_distill"))
     assert yaml.safe_load((tmp_path / "ablate" / "self_distill" / "config.yaml").read_text())["generate"][
