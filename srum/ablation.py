@@ -26,6 +26,9 @@ VARIANTS: dict[str, list[str]] = {
     "signed_map": ["reward.map=signed"],
     "text_judge": ["judge.mode=text"],
     "self_distill": ["reward.map=uniform"],  # reward ≡ 1: SFT on the model's own samples
+    # The recipe again with other training seeds (init noise, sample order, timesteps): the training noise that a
+    # variant's difference from `srum` must beat, beside the evaluation noise of the seed spread.
+    "srum_reseeded": ["train.seed=1234", "train.data_seed=7"],
 }
 
 
