@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,24 +106,31 @@ def write_tables(out: Path, categories: list[str], rows: list[list]) -> None:
 
 
 def bar_chart(values: list[tuple[str, float, float | None]], width: int = 640) -> Image.Image:
-    """Horizontal bars of overall scores in [0, 1], each with its seed spread as a whisker; the base's spread is
-    also drawn as a grey band across all rows, so a difference inside it reads as noise."""
-    row_h, left = 26, 130
-    img = Image.new("RGB", (width, row_h * len(values) + 20), "white")
+    """Overall score per run as a dot with its seed spread as a whisker, on an axis zoomed to the values (bars from
+    zero would hide differences of a few hundredths); the base's spread is a grey band across all rows, so a run
+    whose whisker overlaps it is not distinguishable from the base."""
+    row_h, left, right, top = 24, 130, 30, 24
+    img = Image.new("RGB", (width, top + row_h * len(values) + 8), "white")
     d = ImageDraw.Draw(img)
-    scale = width - left - 60
-    _, base, base_spread = values[0]
+    ends = [(v - (s or 0) / 2, v + (s or 0) / 2) for _, v, s in values]
+    lo = math.floor(min(a for a, _ in ends) * 100 - 1) / 100
+    hi = math.ceil(max(b for _, b in ends) * 100 + 1) / 100
+    x = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731
+    step = 0.01 * math.ceil((hi - lo) / 0.07)  # at most about eight gridlines, on whole hundredths
+    ticks = [lo + i * step for i in range(int(round((hi - lo) / step)) + 1)]
+    for t in ticks:
+        d.line([x(t), top - 4, x(t), img.height], fill=(235, 235, 235))
+        d.text((x(t) - 12, 4), f"{t:.3f}", fill="black")
+    (base_lo, base_hi), base_spread = ends[0], values[0][2]
     if base_spread:
-        half = base_spread / 2
-        d.rectangle([left + (base - half) * scale, 0, left + (base + half) * scale, img.height], fill=(230, 230, 230))
-    for i, (name, v, spread) in enumerate(values):
-        y = 10 + i * row_h
-        d.text((5, y + 4), name, fill="black")
-        d.rectangle([left, y, left + v * scale, y + row_h - 8], fill=(70, 110, 200) if i else (120, 120, 120))
-        if spread:
-            mid = y + (row_h - 8) // 2
-            d.line([left + (v - spread / 2) * scale, mid, left + (v + spread / 2) * scale, mid], fill="black", width=2)
-        d.text((left + v * scale + 4, y + 4), f"{v:.3f}", fill="black")
+        d.rectangle([x(base_lo), top - 4, x(base_hi), img.height], fill=(220, 220, 220))
+    for i, ((name, v, _), (a, b)) in enumerate(zip(values, ends)):
+        y = top + i * row_h + row_h // 2
+        d.text((5, y - 6), name, fill="black")
+        d.line([x(a), y, x(b), y], fill="black", width=2)
+        color = (120, 120, 120) if i == 0 else (70, 110, 200)
+        d.ellipse([x(v) - 4, y - 4, x(v) + 4, y + 4], fill=color)
+        d.text((x(b) + 6, y - 6), f"{v:.3f}", fill="black")
     return img
 
 
