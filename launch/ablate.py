@@ -80,5 +80,6 @@ def main() -> None:
     atomic_write_json(timings_file, {"variant_seconds": timings, "total_seconds_last_call": time.time() - t0})
     print((args.out / "ablation.md").read_text())
 
+
 if __name__ == "__main__":
     main()

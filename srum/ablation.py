@@ -102,10 +102,10 @@ def write_tables(out: Path, categories: list[str], rows: list[list]) -> None:
     csv.writer(buf).writerows([header, *[[fmt(v) for v in row] for row in rows]])
     atomic_write_text(out / "ablation.csv", buf.getvalue())
     with atomic_path(out / "ablation.png") as tmp:
-        bar_chart([(row[0], row[-2], row[-1]) for row in rows]).save(tmp, format="PNG")
+        dot_chart([(row[0], row[-2], row[-1]) for row in rows]).save(tmp, format="PNG")
 
 
-def bar_chart(values: list[tuple[str, float, float | None]], width: int = 640) -> Image.Image:
+def dot_chart(values: list[tuple[str, float, float | None]], width: int = 640) -> Image.Image:
     """Overall score per run as a dot with its seed spread as a whisker, on an axis zoomed to the values (bars from
     zero would hide differences of a few hundredths); the base's spread is a grey band across all rows, so a run
     whose whisker overlaps it is not distinguishable from the base."""

@@ -1,13 +1,15 @@
 """Stage 5 engine: DeepSpeed ZeRO-2/3 around the trainable model, resume checkpoints, HF-style export.
 
 CPU runs use gloo with fp32 and DeepSpeed's torch AdamW (`torch_adam`, no op build); GPU runs use
-NCCL with bf16. With `train.lora_rank > 0` only LoRA adapters on the generation expert train (`srum.lora`). Only the generation side trains unless `train.freeze_und=false`: the `*_moe_gen`
+NCCL with bf16. Only the generation side trains unless `train.freeze_und=false`: the `*_moe_gen`
 expert, `norm_moe_gen`, `time_embedder`, `vae2llm` and `llm2vae` (text never attends to images, so
-freezing the understanding side cuts no gradient the generation side needs).
+freezing the understanding side cuts no gradient the generation side needs). With `train.lora_rank > 0`
+only LoRA adapters on the generation expert train (`srum.lora`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from pathlib import Path
 
@@ -118,12 +120,12 @@ class TrainEngine:
         """Every parameter and buffer, whole, on CPU (gathered from the ZeRO-3 shards when needed), under the
         base model's names (LoRA adapters merged in)."""
         module = self.engine.module
+        gathered = contextlib.nullcontext()
         if self.cfg.zero_stage == 3:
             import deepspeed
 
-            with deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None):
-                state = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
-        else:
+            gathered = deepspeed.zero.GatheredParameters(list(module.parameters()), modifier_rank=None)
+        with gathered:
             state = {k: v.detach().clone().cpu() for k, v in module.state_dict().items()}
         if self.cfg.lora_rank > 0:
             from srum.lora import merged_state_dict

@@ -23,9 +23,9 @@ def category_scores(records: list[dict]) -> dict[str, float]:
     """Mean score per category, in first-seen category order; records with score None (excluded) are skipped."""
     sums: dict[str, list[float]] = defaultdict(list)
     for r in records:
-        sums[r["category"]]
+        scores = sums[r["category"]]  # every category gets its entry, even if all its scores are excluded
         if r["score"] is not None:
-            sums[r["category"]].append(r["score"])
+            scores.append(r["score"])
     return {c: sum(v) / len(v) if v else float("nan") for c, v in sums.items()}
 
 
@@ -91,10 +91,7 @@ def write_scores(out: Path, benchmark: str, split: str, checkpoint: str, records
                  extra: dict | None = None) -> dict:
     """`scores.json`: per-category means, their mean ("overall"), image count, and per-image records."""
     cats = category_scores(records)
-    if benchmark == "t2i-compbench":  # SRUM's composite and overall (srum.md §4.4)
-        table, overall = composite_scores(cats)
-    else:
-        table, overall = dict(cats), (sum(cats.values()) / len(cats) if cats else 0.0)
+    table, overall = composite_scores(cats)  # SRUM's complex composite (srum.md §4.4); a no-op without subsets
     summary = {"benchmark": benchmark, "split": split, "checkpoint": checkpoint, "categories": cats, "table": table,
                "overall": overall, "n_images": len(records),
                "n_excluded": sum(r["score"] is None for r in records),

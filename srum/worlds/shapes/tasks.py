@@ -118,7 +118,7 @@ class ShapesTasks:
         task = self.rng.random()
         if task < match_share:  # global match with hard negatives
             if self.rng.random() < 0.5:
-                return QA(image, global_question(to_text(spec)), YES, f"match:{category}")
+                return self._positive(image, spec, category)
             return self._negative(image, spec, category)
         task = (task - match_share) / (1 - match_share)  # uniform in [0, 1) again
         if task < 1 / 3:
@@ -142,14 +142,18 @@ class ShapesTasks:
         """
         category, spec, scene = self.scene(single_object_p)
         image = self.render(scene)
-        return QA(image, global_question(to_text(spec)), YES, f"match:{category}"), self._negative(image, spec, category)
+        return self._positive(image, spec, category), self._negative(image, spec, category)
+
+    @staticmethod
+    def _positive(image: Image.Image, spec: PromptSpec, category: str) -> QA:
+        return QA(image, global_question(to_text(spec)), YES, f"match:{category}")
 
     def _negative(self, image: Image.Image, spec: PromptSpec, category: str) -> QA:
         for _ in range(20):
             neg = mismatch(spec, self.rng)
             if not has_held_out(neg, self.avoid):
                 return QA(image, global_question(to_text(neg)), NO, f"mismatch:{category}")
-        return QA(image, global_question(to_text(spec)), YES, f"match:{category}")  # every negative was held out
+        return self._positive(image, spec, category)  # every negative was held out
 
     def _other_phrase(self, obj: Obj, stated: set[str]) -> str:
         """A phrase naming `stated` attributes (and the shape) with one of them changed: a binding-style negative.
