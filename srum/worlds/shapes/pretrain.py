@@ -5,7 +5,8 @@
 2. joint (and optionally a second, "focus" joint stage with its own mix): BAGEL's own losses on one padded batch per step, half text-to-image (flow matching with
    logit-normal t and 10% prompt dropout for CFG) and half understanding (`tasks.ShapesTasks`: whole-
    image and region yes/no questions with hard negatives, descriptions, region naming), with a short
-   curriculum that starts on single objects. An EMA of the weights is what gets shipped.
+   curriculum that starts on single objects; optionally a dense per-patch shape loss on the ViT alone
+   (`patch_labels`), through a linear head that is not shipped. An EMA of the weights is what gets shipped.
 Every step's data and noise derive from (seed, step), so a resumed run sees what an unbroken one would.
 """
 
@@ -20,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
@@ -34,6 +36,7 @@ from srum.models.bagel.vision import resize_position_table
 from srum.models.bagel.weights import save_bagel
 from srum.utils.io import atomic_path, atomic_write_json
 from srum.worlds.shapes.model import shapes_bagel_config, shapes_tokenizer
+from srum.worlds.shapes.patch_labels import BACKGROUND, N_CLASSES, patch_shape_labels
 from srum.worlds.shapes.tasks import ShapesTasks
 
 logger = logging.getLogger(__name__)
@@ -68,6 +71,10 @@ class JointStage:
     match_share: float = 0.4  # share of understanding examples that are whole-image yes/no match questions
     paired_match: bool = False  # match questions as (true prompt, hard negative) pairs on one render
     vit_scale: int = 1  # renders shown to the ViT upsampled by this factor (a finer patch grid; see the model)
+    # Dense per-patch shape targets on the ViT through a head used only here (`patch_labels`): without them the
+    # ViT barely encodes shape in whole images, and every binding question needs shape.
+    patch_shape_weight: float = 0.0
+    patch_batch: int = 16
 
 
 @dataclass
@@ -220,6 +227,23 @@ def joint_losses(model: Bagel, t2i_batch, target: torch.Tensor, qa_batch) -> tup
     return mse, ce
 
 
+def patch_shape_batch(tasks: ShapesTasks, stage: JointStage, config) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """`stage.patch_batch` renders as ViT inputs and their per-patch shape labels, concatenated in ViT token order."""
+    scenes = [tasks.scene(0.2)[2] for _ in range(stage.patch_batch)]
+    images = [image_to_tensor(tasks.render(scene), config.vit_transform) for scene in scenes]
+    labels = [patch_shape_labels(scene, config.vit_max_num_patch_per_side) for scene in scenes]
+    return images, torch.from_numpy(np.concatenate(labels))
+
+
+def patch_shape_loss(model: Bagel, head: torch.nn.Linear, images: list[torch.Tensor],
+                     labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(CE of the head on every ViT patch, accuracy on the patches that show an object)."""
+    logits = head(model.vit_model(images)[0])
+    on_object = labels != BACKGROUND
+    accuracy = (logits.detach().argmax(-1) == labels)[on_object].float().mean()
+    return F.cross_entropy(logits, labels), accuracy
+
+
 def _init_weights(model: Bagel, init: Bagel) -> None:
     """Start from `init`; a ViT on another patch grid gets its learned position table resampled."""
     state = init.state_dict()
@@ -233,8 +257,9 @@ def _init_weights(model: Bagel, init: Bagel) -> None:
 
 
 def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, name: str = "joint",
-                init: Bagel | None = None) -> tuple[Bagel, object]:
-    """A joint stage (`cfg.joint`, or `cfg.focus` with name="focus") from random weights or from `init`."""
+                init: tuple[Bagel, torch.nn.Linear] | None = None) -> tuple[Bagel, object, torch.nn.Linear]:
+    """A joint stage (`cfg.joint`, or `cfg.focus` with name="focus") from random weights or from `init`, a
+    previous stage's (EMA model, patch head): the head is carried so the ViT never sees a random head's gradient."""
     out = Path(cfg.out_dir) / name
     stage = getattr(cfg, name)
     stage_id = {"joint": 2, "focus": 3}[name]
@@ -243,11 +268,15 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
     tokenizer = shapes_tokenizer(config)
     torch.manual_seed(cfg.seed)
     model = Bagel(config)
+    head = torch.nn.Linear(config.vit_config.hidden_size, N_CLASSES)  # pretraining only: never shipped
     if init is not None:
-        _init_weights(model, init)
+        _init_weights(model, init[0])
+        head.load_state_dict(init[1].state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
-    opt = torch.optim.AdamW(model.parameters(), lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay)
-    start = _load_state(out / "state", {"model": model, "ema": ema}, opt)
+    modules = {"model": model, "ema": ema} | ({"patch_head": head} if stage.patch_shape_weight else {})
+    params = [p for name in ("model", "patch_head") if name in modules for p in modules[name].parameters()]
+    opt = torch.optim.AdamW(params, lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay)
+    start = _load_state(out / "state", modules, opt)
     model.train()
     bar = tqdm(range(start, stage.steps), initial=start, total=stage.steps, desc=name, dynamic_ncols=True)
     t0 = time.time()
@@ -255,10 +284,16 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
         curriculum = step < stage.single_object_until * stage.steps
         single_p = stage.single_object_p[0] if curriculum else stage.single_object_p[1]
         generator = torch.Generator().manual_seed(hash((cfg.seed, stage_id, step)) % (2**63))
-        t2i_batch, target, qa_batch = joint_batch(model, vae, tokenizer, _step_tasks(cfg, stage_id, step), stage,
-                                                  single_p, generator)
+        tasks = _step_tasks(cfg, stage_id, step)
+        t2i_batch, target, qa_batch = joint_batch(model, vae, tokenizer, tasks, stage, single_p, generator)
         mse, ce = joint_losses(model, t2i_batch, target, qa_batch)
         loss = stage.mse_weight * mse + stage.ce_weight * ce
+        metrics = {"mse": mse, "ce": ce}
+        if stage.patch_shape_weight:
+            patch_ce, metrics["patch_shape_acc"] = patch_shape_loss(
+                model, head, *patch_shape_batch(tasks, stage, config))
+            loss = loss + stage.patch_shape_weight * patch_ce
+            metrics["patch_ce"] = patch_ce
         if not torch.isfinite(loss):
             raise FloatingPointError(f"non-finite loss at step {step} (mse={mse.item()}, ce={ce.item()}); "
                                      f"resume from {out / 'state'} with a lower joint.lr")
@@ -266,25 +301,25 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
             group["lr"] = _lr(stage, step)
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), stage.grad_clip)
+        metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
         opt.step()
         with torch.no_grad():
             for pe, pm in zip(ema.parameters(), model.parameters()):
                 pe.lerp_(pm, 1 - stage.ema_decay)
         if step % cfg.log_every == 0:
-            bar.set_postfix(mse=f"{mse.item():.3f}", ce=f"{ce.item():.3f}")
-            logger.info("stage=%s step=%d mse=%.4f ce=%.4f grad_norm=%.3f lr=%.2e elapsed_s=%.0f", name, step,
-                        mse.item(), ce.item(), grad_norm.item(), _lr(stage, step), time.time() - t0)
+            bar.set_postfix({k: f"{v.item():.3f}" for k, v in metrics.items() if k != "grad_norm"})
+            logger.info("stage=%s step=%d %s lr=%.2e elapsed_s=%.0f", name, step,
+                        " ".join(f"{k}={v.item():.4f}" for k, v in metrics.items()), _lr(stage, step), time.time() - t0)
             if writer is not None:
-                for metric, value in (("mse", mse), ("ce", ce), ("grad_norm", grad_norm)):
+                for metric, value in metrics.items():
                     writer.add_scalar(f"{name}/{metric}", value.item(), step)
                 writer.add_scalar(f"{name}/lr", _lr(stage, step), step)
         if (step + 1) % cfg.save_every == 0 or step + 1 == stage.steps:
-            _save_state(out / "state", {"model": model, "ema": ema}, opt, step + 1)
+            _save_state(out / "state", modules, opt, step + 1)
         if evaluate is not None and (step + 1) % cfg.eval_every == 0:
             evaluate(ema.eval(), vae, tokenizer, step + 1)
             model.train()
-    return ema.eval(), tokenizer
+    return ema.eval(), tokenizer, head
 
 
 def pretrain(cfg: PretrainConfig, writer=None, evaluate=None) -> Path:
@@ -292,9 +327,9 @@ def pretrain(cfg: PretrainConfig, writer=None, evaluate=None) -> Path:
     torch.set_num_threads(cfg.threads)
     t0 = time.time()
     vae = train_autoencoder(cfg, writer)
-    model, tokenizer = train_joint(cfg, vae, writer, evaluate)
+    model, tokenizer, head = train_joint(cfg, vae, writer, evaluate)
     if cfg.focus is not None:
-        model, tokenizer = train_joint(cfg, vae, writer, evaluate, name="focus", init=model)
+        model, tokenizer, head = train_joint(cfg, vae, writer, evaluate, name="focus", init=(model, head))
     folder = Path(cfg.out_dir) / "checkpoint"
     save_bagel(folder, model, vae, tokenizer)
     logger.info("pretrain done checkpoint=%s wall_s=%.0f", folder, time.time() - t0)

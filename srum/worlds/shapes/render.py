@@ -39,7 +39,7 @@ def render(scene: Scene, size: int = 64, rng: np.random.Generator | None = None)
     yy = (yy + 0.5) / big
     for obj in sorted(scene.objects, key=lambda o: -o.depth):  # far first: the nearest object is painted last
         obj = _jitter(obj, rng)
-        mask = _mask(obj, big)
+        mask = object_mask(obj, big)
         color = np.asarray(PALETTE[obj.color], dtype=np.float32)
         if rng is not None:
             color = color + rng.uniform(-COLOR_JITTER, COLOR_JITTER, 3).astype(np.float32)
@@ -64,7 +64,7 @@ def _jitter(obj: Obj, rng: np.random.Generator | None) -> Obj:
     )
 
 
-def _mask(obj: Obj, big: int) -> np.ndarray:
+def object_mask(obj: Obj, big: int) -> np.ndarray:
     """Boolean coverage of one object on the supersampled grid, drawn by PIL for exact polygon rasterisation."""
     img = Image.new("L", (big, big), 0)
     draw = ImageDraw.Draw(img)
