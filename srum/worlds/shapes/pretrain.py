@@ -28,6 +28,7 @@ from torch.nn import functional as F
 from tqdm import tqdm
 
 from srum import flow
+from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.images import image_to_tensor
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.sequence import IGNORE, Latent, VitImage, build_batch, text_segment
@@ -227,8 +228,10 @@ def joint_losses(model: Bagel, t2i_batch, target: torch.Tensor, qa_batch) -> tup
     return mse, ce
 
 
-def patch_shape_batch(tasks: ShapesTasks, stage: JointStage, config) -> tuple[list[torch.Tensor], torch.Tensor]:
-    """`stage.patch_batch` renders as ViT inputs and their per-patch shape labels, concatenated in ViT token order."""
+def patch_shape_batch(tasks: ShapesTasks, stage: JointStage,
+                      config: BagelConfig) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """`stage.patch_batch` renders as ViT inputs and their per-patch shape labels, concatenated in ViT token order
+    (scenes drawn as the autoencoder's are: a fifth of them single objects)."""
     scenes = [tasks.scene(0.2)[2] for _ in range(stage.patch_batch)]
     images = [image_to_tensor(tasks.render(scene), config.vit_transform) for scene in scenes]
     labels = [patch_shape_labels(scene, config.vit_max_num_patch_per_side) for scene in scenes]
