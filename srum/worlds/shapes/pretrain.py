@@ -277,7 +277,7 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
         head.load_state_dict(init[1].state_dict())
     ema = copy.deepcopy(model).requires_grad_(False)
     modules = {"model": model, "ema": ema} | ({"patch_head": head} if stage.patch_shape_weight else {})
-    params = [p for name in ("model", "patch_head") if name in modules for p in modules[name].parameters()]
+    params = [*model.parameters(), *(head.parameters() if stage.patch_shape_weight else ())]
     opt = torch.optim.AdamW(params, lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay)
     start = _load_state(out / "state", modules, opt)
     model.train()
@@ -298,8 +298,9 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
             loss = loss + stage.patch_shape_weight * patch_ce
             metrics["patch_ce"] = patch_ce
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"non-finite loss at step {step} (mse={mse.item()}, ce={ce.item()}); "
-                                     f"resume from {out / 'state'} with a lower joint.lr")
+            losses = ", ".join(f"{k}={v.item()}" for k, v in metrics.items())
+            raise FloatingPointError(f"non-finite loss at step {step} ({losses}); "
+                                     f"resume from {out / 'state'} with a lower {name}.lr")
         for group in opt.param_groups:
             group["lr"] = _lr(stage, step)
         opt.zero_grad(set_to_none=True)
