@@ -17,7 +17,9 @@ DIR/scores.md (paper column order, ×100).
     python launch/evaluate.py --compare runs/eval-base runs/eval-srum [--out table.md]   # deltas vs the first
 
 Launched with several processes (`torchrun --nproc_per_node 8 launch/evaluate.py ...`, or deepspeed), the images
-are shared out across ranks, each rank on its own GPU; the records are the same as a one-process run's.
+are shared out across ranks, each rank on its own GPU; the records are the same as a one-process run's. A plain
+`python launch/evaluate.py` does that itself: it starts one process per GPU, or on a CPU-only machine one
+single-threaded process per core (`--procs N` to choose, `--procs 1` for one process).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import subprocess
 from pathlib import Path
 
 from srum.config import ModelConfig
@@ -84,7 +87,42 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--self-judge", action="store_true", help="ShapesWorld: AUROC of the model judging its images")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--procs", type=int, default=None,
+                    help="processes to share the images over (default: one per GPU, else one per CPU core)")
     return ap.parse_args()
+
+
+def check_args(args: argparse.Namespace) -> None:
+    """Path and argument errors in one line, before anything is loaded."""
+    if not args.checkpoint or not args.benchmark or args.out is None:
+        raise SystemExit("evaluate.py: needs --checkpoint, --benchmark and --out (or --compare / --import-results)")
+    if not Path(args.checkpoint).is_dir():
+        raise SystemExit(f"evaluate.py: --checkpoint {args.checkpoint} is not a folder")
+    if args.benchmark == "t2i-compbench" and not (args.prompts and Path(args.prompts).is_dir()):
+        raise SystemExit(f"evaluate.py: --benchmark t2i-compbench needs --prompts DIR (got {args.prompts!r})")
+    for name in ("limit", "batch_size", "images_per_prompt", "steps", "size", "procs"):
+        v = getattr(args, name)
+        if v is not None and v <= 0:
+            raise SystemExit(f"evaluate.py: --{name.replace('_', '-')} {v} must be > 0")
+
+
+def relaunch_sharded(args: argparse.Namespace) -> bool:
+    """Rerun this command under torch's launcher with one process per GPU (or per CPU core, one thread each);
+    False when already launched that way or one process is asked for."""
+    if "RANK" in os.environ or args.judge_device == SPLIT:
+        return False
+    import torch
+
+    procs = args.procs or (torch.cuda.device_count() if torch.cuda.is_available() else (os.cpu_count() or 1))
+    if procs <= 1:
+        return False
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
+           os.path.abspath(__file__), *sys.argv[1:]]
+    code = subprocess.call(cmd, env=env)
+    if code:
+        raise SystemExit(code)
+    return True
 
 
 def build_eval_judge(args: argparse.Namespace, judge_name: str, dist: DistInfo):
@@ -131,8 +169,9 @@ def main() -> None:
     if args.import_results is not None:
         rescore(args)
         return
-    if not args.checkpoint or not args.benchmark or args.out is None:
-        raise SystemExit("evaluate.py needs --checkpoint, --benchmark and --out (or --compare / --import-results)")
+    check_args(args)
+    if relaunch_sharded(args):
+        return
     with init_distributed() as dist:  # one rank for a plain `python` run; torchrun / deepspeed shard the images
         evaluate(args, dist)
 
@@ -147,8 +186,6 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> None:
         items = shapes_prompts(args.split, limit=args.limit)
         judge_name, size = args.judge or "shapes", args.size or 64
     else:
-        if not args.prompts:
-            raise SystemExit("--benchmark t2i-compbench needs --prompts DIR (the benchmark's prompt files)")
         cats = COMPBENCH_CATEGORIES + (("complex_action", "complex_spatial") if args.complex_subsets else ())
         items = compbench_prompts(args.prompts, args.split, args.limit, cats)
         judge_name, size = args.judge or "vlm", args.size or 1024

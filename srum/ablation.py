@@ -26,7 +26,8 @@ VARIANTS: dict[str, list[str]] = {
     "binarized": ["reward.binarize=true"],
     "signed_map": ["reward.map=signed"],
     "text_judge": ["judge.mode=text"],
-    "self_distill": ["reward.map=uniform"],  # reward ≡ 1: SFT on the model's own samples
+    "self_distill": ["reward.source=uniform"],  # reward ≡ 1: SFT on the model's own samples
+    "oracle": ["reward.source=oracle"],  # the world's exact judge instead of the model's: the ceiling of the reward
     # The recipe again with other training seeds (init noise, sample order, timesteps): the training noise that a
     # variant's difference from `srum` must beat, beside the evaluation noise of the seed spread.
     "srum_reseeded": ["train.seed=1234", "train.data_seed=7"],

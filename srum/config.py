@@ -54,7 +54,25 @@ class Constraint(str, Enum):
 class RewardMapKind(str, Enum):
     official = "official"  # max over a 0.5 base, times (g+1)/2: negative region scores are inert (srum.md §2)
     signed = "signed"  # centred at 0 so bad regions lower the weight (srum.md §5.1-2)
-    uniform = "uniform"  # weight 1 everywhere: plain SFT on the model's own samples (self-distillation ablation)
+
+
+class RewardSource(str, Enum):
+    """Who scores the images the map is built from; every source goes through the same map and training path."""
+
+    self = "self"  # the model judges its own images: SRUM, the product
+    oracle = "oracle"  # the prompt world's exact judge (ShapesWorld's pixel oracle): an upper bound, not SRUM
+    uniform = "uniform"  # weight 1 everywhere: plain SFT on the model's own samples (self-distillation)
+
+
+class ObjectiveKind(str, Enum):
+    official = "official"  # reward-weighted flow matching with the map as positive weights (srum.md §3.3)
+    group_relative = "group_relative"  # per-prompt normalised, signed per-token advantages as the weights
+    nft = "nft"  # DiffusionNFT: implicit positive/negative policies around the round's starting model
+
+
+class GenerateSource(str, Enum):
+    model = "model"  # the model samples its own images (SRUM)
+    world = "world"  # the prompt world renders correct images: the supervised capacity reference, not SRUM
 
 
 class RegionProposer(str, Enum):
@@ -138,6 +156,8 @@ class GenerateConfig:
     # A finished round-1 `generate` folder of a run with the same model and generate settings (another ablation
     # variant): its images are linked instead of redrawn. Checked against that folder's manifest at start.
     reuse_from: str | None = None
+    # model: the model's own samples; world: ground-truth renders from the prompt world (capacity reference only)
+    source: GenerateSource = GenerateSource.model
 
     def __post_init__(self) -> None:
         self.cfg_interval = _check_pair("generate.cfg_interval", self.cfg_interval, 0.0, 1.0)
@@ -216,6 +236,9 @@ class JudgeConfig:
                 "set judge.mode=text, or judge.templates=digits for the logits mode"
             )
         _check_positive("judge.region_margin", self.region_margin, allow_zero=True)
+        _check_positive("judge.retry_temperature", self.retry_temperature, allow_zero=True)
+        for key in ("max_image_side", "max_regional_tokens", "max_global_tokens", "batch_size"):
+            _check_positive(f"judge.{key}", getattr(self, key))
 
     @property
     def template_set(self) -> str:
@@ -227,15 +250,13 @@ class JudgeConfig:
         if self.templates is not None:
             return self.templates
         return "digits" if self.mode == JudgeMode.logits else "official"
-        _check_positive("judge.retry_temperature", self.retry_temperature, allow_zero=True)
-        for key in ("max_image_side", "max_regional_tokens", "max_global_tokens", "batch_size"):
-            _check_positive(f"judge.{key}", getattr(self, key))
 
 
 @dataclass
 class RewardConfig:
     """Stage 3: scores → per-pixel reward map (srum.md §1.5-1.6, §2)."""
 
+    source: RewardSource = RewardSource.self
     map: RewardMapKind = RewardMapKind.official
     binarize: bool = False  # region score → +1 if > 0 else -1 (official computes it but never uses it)
     drop_zero_global: bool = True  # official formatter drops images whose global score is exactly 0
@@ -246,13 +267,18 @@ class RewardConfig:
 
 @dataclass
 class ObjectiveConfig:
-    """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4)."""
+    """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4), or a signed variant."""
 
+    kind: ObjectiveKind = ObjectiveKind.official
     constraint: Constraint = Constraint.anchor
     anchor_weight: float = 0.5  # λ of the official run (code default 0.1)
     kl_weight: float = 0.0  # weight of ||v_θ − v_ref||² against a frozen base copy
     timestep_shift: float = 1.0  # official trains without shift
     text_dropout: float = 0.1  # drop the prompt with this probability (keeps CFG working)
+    # group_relative / nft: advantage = (map − group mean) / max(group std, adv_std_floor), clipped to ±adv_clip.
+    adv_std_floor: float = 0.1  # a group whose images all score alike gives small advantages, not huge ones
+    adv_clip: float = 2.0
+    nft_beta: float = 1.0  # DiffusionNFT's β: how far the implicit policies sit from the starting model
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:
@@ -268,6 +294,8 @@ class ObjectiveConfig:
         if not 0.0 <= self.text_dropout < 1.0:
             raise ConfigError(f"objective.text_dropout={self.text_dropout} must lie in [0, 1)")
         _check_positive("objective.timestep_shift", self.timestep_shift)
+        for key in ("adv_std_floor", "adv_clip", "nft_beta"):
+            _check_positive(f"objective.{key}", getattr(self, key))
 
 
 @dataclass
@@ -334,6 +362,8 @@ class EvalConfig:
     categories: list[str] = field(default_factory=list)  # empty = every category in the file
     variants: list[EvalVariant] = field(default_factory=lambda: [EvalVariant.think, EvalVariant.no_think])
     judge: EvalJudge = EvalJudge.vlm
+    num_timesteps: int | None = None  # denoising grid points for evaluation; None = generate.num_timesteps
+    base: bool = False  # also evaluate the starting model (round0/eval): the first point of the score curve
     judge_path: str | None = None  # local folder of the VLM judge (Qwen2.5-VL-72B/32B-Instruct)
     judge_max_new_tokens: int = 512
     failure_score: float | None = -1.0  # official averages parse failures in as -1; None leaves them out
@@ -347,6 +377,8 @@ class EvalConfig:
             )
         if not self.variants:
             raise ConfigError(f"eval.variants is empty; expected some of {[v.value for v in EvalVariant]}")
+        if self.num_timesteps is not None and self.num_timesteps < 2:
+            raise ConfigError(f"eval.num_timesteps={self.num_timesteps} must be >= 2 (it counts grid points)")
 
 
 @dataclass
@@ -403,6 +435,21 @@ class RunConfig:
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
+        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft)
+        if self.objective.kind in groups and self.generate.images_per_prompt < 2:
+            raise ConfigError(
+                f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
+                f"generate.images_per_prompt >= 2 (e.g. 8), or objective.kind=official")
+        if self.objective.kind in groups and self.reward.source == RewardSource.uniform:
+            raise ConfigError(
+                f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
+                "advantages and no update; use objective.kind=official for self-distillation")
+        if self.generate.source == GenerateSource.world and self.generate.prompts != "shapes":
+            raise ConfigError(f"generate.source=world needs a prompt world that can render its prompts; "
+                              f"generate.prompts={self.generate.prompts!r} is a file (use generate.prompts=shapes)")
+        if self.reward.source == RewardSource.oracle and self.generate.prompts != "shapes":
+            raise ConfigError(f"reward.source=oracle needs a prompt world with an exact judge; "
+                              f"generate.prompts={self.generate.prompts!r} has none (use generate.prompts=shapes)")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "

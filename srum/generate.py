@@ -11,18 +11,37 @@ import json
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
+import torch
+from PIL import Image
 from safetensors.torch import save_file
 from tqdm import tqdm
 
 from srum.config import GenerateConfig
 from srum.evaluation.benchmarks import PromptItem
-from srum.models.interface import UnifiedModel
+from srum.models.interface import SampledImages, UnifiedModel
 from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
+
+
+class WorldRenders:
+    """`generate.source=world`: a prompt world's correct renders in place of the model's samples, encoded by the
+    model's own autoencoder. Training on them is plain supervised flow matching on ground truth: the capacity
+    reference that tells how far the model can move at all, never SRUM."""
+
+    def __init__(self, model: UnifiedModel, render: Callable[[list[str], list[int], int], list[Image.Image]]) -> None:
+        self.model, self.render = model, render
+
+    def sample_images(self, prompts: list[str], seeds: list[int], height: int, width: int,
+                      think: bool = False) -> SampledImages:
+        if height != width:
+            raise ValueError(f"world renders are square; got {height}x{width}")
+        images = self.render(prompts, seeds, height)
+        return SampledImages(images, self.model.encode_images(images, seeds), torch.zeros(len(images), 0), list(seeds))
 
 
 def jobs_of(items: list[PromptItem], images_per_prompt: int, seed: int) -> list[dict]:
@@ -37,7 +56,7 @@ def chunk_ids(n_jobs: int, batch_size: int, dist: DistInfo) -> list[int]:
     return dist.shard(list(range(n_chunks)))
 
 
-def generate_stage(model: UnifiedModel, items: list[PromptItem], cfg: GenerateConfig, out: Path,
+def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], cfg: GenerateConfig, out: Path,
                    dist: DistInfo, progress: bool = True) -> int:
     """Draw every unfinished chunk of this rank; returns how many chunks it drew."""
     jobs = jobs_of(items, cfg.images_per_prompt, cfg.seed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import torch
 
-from srum.config import Constraint, ObjectiveConfig
+from srum.config import Constraint, ObjectiveConfig, ObjectiveKind
 
 
 def _check_velocities(v_pred: torch.Tensor, other: torch.Tensor, name: str) -> None:
@@ -51,10 +51,40 @@ def velocity_kl(v_pred: torch.Tensor, v_ref: torch.Tensor) -> torch.Tensor:
     return (v_pred.float() - v_ref.detach().float()).pow(2).mean()
 
 
+def nft_loss(v_pred: torch.Tensor, v_old: torch.Tensor, target: torch.Tensor, optimality: torch.Tensor,
+             beta: float) -> torch.Tensor:
+    """DiffusionNFT's negative-aware flow matching (Zheng et al. 2025, "DiffusionNFT: Online Diffusion
+    Reinforcement with Forward Process", arXiv 2509.16117), per latent token.
+
+    With the sampling policy's velocity v_old (frozen: this round's starting model) and Δ = v_pred − v_old, the
+    implicit positive policy v⁺ = v_old + β·Δ and negative policy v⁻ = v_old − β·Δ are both fitted to the flow target:
+
+        L = mean over B·N·C of r·(v⁺ − target)² + (1 − r)·(v⁻ − target)²,   r ∈ [0, 1] per token (B, N).
+
+    At Δ = 0 its gradient is 2β(2r − 1)(v_old − target): tokens with r > 1/2 are pulled towards their sample,
+    tokens with r < 1/2 pushed away, r = 1/2 leaves them alone. Unlike a negative weight on a squared error, the loss
+    stays a convex quadratic in v_pred (curvature β² everywhere), minimised at Δ = (2r − 1)(target − v_old)/β, so
+    repulsion is bounded by construction and needs no clipping of the loss itself.
+    """
+    _check_velocities(v_pred, v_old, "v_old")
+    _check_velocities(v_pred, target, "target")
+    if optimality.shape != v_pred.shape[:2]:
+        raise ValueError(f"optimality has shape {tuple(optimality.shape)}; expected (B, N) = {tuple(v_pred.shape[:2])}")
+    delta = v_pred.float() - v_old.detach().float()
+    v_pos = v_old.detach().float() + beta * delta
+    v_neg = v_old.detach().float() - beta * delta
+    r = optimality.float().unsqueeze(-1)
+    return (r * (v_pos - target.float()).pow(2) + (1.0 - r) * (v_neg - target.float()).pow(2)).mean()
+
+
 def srum_loss(v_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, cfg: ObjectiveConfig,
               v_ref: torch.Tensor | None = None,
               target_good: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss = reward term + constraint term, and its parts as detached scalars.
+
+    Reward term by `cfg.kind`: `official` and `group_relative` weight flow matching per token by `weights` (the
+    official map, or signed group advantages: srum.rewards.advantage); `nft` reads `weights` as optimality
+    probabilities r ∈ [0, 1] and needs v_ref, the round's starting model, as DiffusionNFT's v_old.
 
     constraint=anchor: λ·mean((v − target_good)²) with λ = cfg.anchor_weight; target_good defaults to `target`,
     since official good == bad (§3.3), and then the total is exactly mean((R + λ)·e).
@@ -69,7 +99,12 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
             "objective.constraint=kl needs the frozen reference's velocity: pass v_ref (the base model's velocity "
             "on the same x_t, t and prompt), or set objective.constraint=anchor|none"
         )
-    reward_term = reward_weighted_flow_loss(v_pred, target, weights)
+    if cfg.kind == ObjectiveKind.nft:
+        if v_ref is None:
+            raise ValueError("objective.kind=nft needs the round's starting model's velocity: pass v_ref")
+        reward_term = nft_loss(v_pred, v_ref, target, weights, cfg.nft_beta)
+    else:
+        reward_term = reward_weighted_flow_loss(v_pred, target, weights)
     kl = velocity_kl(v_pred, v_ref) if v_ref is not None else None
     if cfg.constraint == Constraint.anchor:
         constraint_term = cfg.anchor_weight * anchor_loss(v_pred, target if target_good is None else target_good)

@@ -10,36 +10,59 @@ from __future__ import annotations
 
 import dataclasses
 import gc
+import json
 import logging
+import time
 from pathlib import Path
 
 import torch
 
-from srum.config import Constraint, RunConfig, config_to_dict, save_config
-from srum.evaluation.benchmarks import load_prompt_source
-from srum.generate import check_reusable, generate_stage, reuse_generated
+from srum.config import Constraint, GenerateSource, ObjectiveKind, RunConfig, config_to_dict, save_config
+from srum.evaluation.benchmarks import PromptItem, load_prompt_source
+from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
 from srum.models.bagel.sampling import GuidanceParams
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
 from srum.utils.dist import DistInfo, all_gather_objects
 from srum.utils.io import atomic_write_json, write_manifest
+from srum.worlds.registry import world_for
 
 logger = logging.getLogger(__name__)
 
 
-def guidance_from(cfg: RunConfig) -> GuidanceParams:
+ROUND_SEED_STRIDE = 1_000_003  # round r draws with generate.seed + (r − 1)·stride: fresh noise every round
+
+
+def guidance_from(cfg: RunConfig, num_timesteps: int | None = None) -> GuidanceParams:
     g = cfg.generate
-    return GuidanceParams(num_timesteps=g.num_timesteps, timestep_shift=g.timestep_shift,
+    return GuidanceParams(num_timesteps=num_timesteps or g.num_timesteps, timestep_shift=g.timestep_shift,
                           cfg_text_scale=g.cfg_text_scale, cfg_img_scale=g.cfg_img_scale,
                           cfg_interval=tuple(g.cfg_interval), cfg_renorm_type=g.cfg_renorm_type,
                           cfg_renorm_min=g.cfg_renorm_min)
 
 
-def load_model(path: str | Path, cfg: RunConfig, dist: DistInfo):
+def load_model(path: str | Path, cfg: RunConfig, dist: DistInfo, num_timesteps: int | None = None):
     device = rank_device(cfg.model.device, dist.local_rank)
     model_cfg = dataclasses.replace(cfg.model, path=str(path), device=str(device))
-    unified = load_unified_model(model_cfg, guidance=guidance_from(cfg), max_think_tokens=cfg.generate.max_think_tokens)
+    unified = load_unified_model(model_cfg, guidance=guidance_from(cfg, num_timesteps),
+                                 max_think_tokens=cfg.generate.max_think_tokens)
     return unified
+
+
+def round_items(items: list[PromptItem], limit: int | None, r: int) -> list[PromptItem]:
+    """Round r's prompts: per category, the r-th window of `limit` prompts (wrapping), so online rounds see fresh
+    prompts while round 1 keeps the first `limit`, as a single round always did. None: every prompt, every round."""
+    if limit is None:
+        return items
+    by_cat: dict[str, list[PromptItem]] = {}
+    for it in items:
+        by_cat.setdefault(it.category, []).append(it)
+    out = []
+    for cat_items in by_cat.values():
+        n = min(limit, len(cat_items))
+        start = (r - 1) * n
+        out += [cat_items[(start + k) % len(cat_items)] for k in range(n)]
+    return out
 
 
 def plan(cfg: RunConfig, world_size: int) -> str:
@@ -50,9 +73,20 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"think={cfg.generate.think}",
              f"regions: {cfg.regions.proposer.value}, top {cfg.regions.max_regions}",
              f"judge: {cfg.judge.mode.value} mode, templates {cfg.judge.template_set}, global={cfg.judge.global_layout}",
-             f"reward map: {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
-             f"objective: constraint={cfg.objective.constraint.value} (anchor λ={cfg.objective.anchor_weight}, "
-             f"kl β={cfg.objective.kl_weight})",
+             f"generate source: {cfg.generate.source.value}"
+             + (" (ground-truth renders: the capacity reference, not SRUM)"
+                if cfg.generate.source == GenerateSource.world else ""),
+             f"reward: source {cfg.reward.source.value}"
+             + (" (the world's exact judge: an upper bound, not self-rewarding)" if cfg.reward.source.value == "oracle"
+                else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
+             f"objective: {cfg.objective.kind.value}"
+             + ("" if cfg.objective.kind == ObjectiveKind.official else
+                f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "
+                f"clip ±{cfg.objective.adv_clip}" + (f", β={cfg.objective.nft_beta}" if
+                                                     cfg.objective.kind == ObjectiveKind.nft else "") + ")")
+             + f", constraint={cfg.objective.constraint.value}"
+             + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",
+                "none": ""}[cfg.objective.constraint.value],
              f"train: {cfg.train.rounds} round(s) × {cfg.train.max_steps or cfg.train.epochs} "
              f"{'steps' if cfg.train.max_steps else 'epochs'}, ZeRO-{cfg.train.zero_stage} on {world_size} rank(s), "
              f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.grad_accum_steps}, lr {cfg.train.lr}, "
@@ -66,10 +100,10 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     """All rounds; returns the last round's export folder."""
     from srum.engine import TrainEngine, frozen_reference
     from srum.evaluation.round_report import write_round_report
-    from srum.rewards.judge import SelfJudge, templates_for
     from srum.rewards.regions import build_proposer
+    from srum.rewards.sources import build_scorer
     from srum.score import score_stage
-    from srum.training import load_training_samples, train_round
+    from srum.training import load_training_samples, objective_weights, train_round
 
     run_dir = Path(cfg.output.dir)
     if dist.is_main:
@@ -82,7 +116,10 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         from torch.utils.tensorboard import SummaryWriter
 
         writer = SummaryWriter(str(run_dir / "tensorboard"))
-    items = load_prompt_source(cfg.generate.prompts, cfg.generate.split, cfg.generate.limit_per_category)
+    world = world_for(cfg.generate.prompts)
+    all_items = load_prompt_source(cfg.generate.prompts, cfg.generate.split, None)
+    if cfg.eval.prompts and cfg.eval.base:
+        _evaluate_once(Path(cfg.model.path), cfg, run_dir / "round0" / "eval", dist, writer, 0)
     model_path: Path | str = cfg.model.path
     for r in range(1, cfg.train.rounds + 1):
         rd = run_dir / f"round{r}"
@@ -90,36 +127,45 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         if (export / "DONE.json").is_file():
             logger.info("round=%d already exported at %s", r, export)
             model_path = export
+            if cfg.eval.prompts:  # a kill between export and evaluation leaves the evaluation to do
+                _evaluate_once(export, cfg, rd / "eval", dist, writer, r)
             continue
+        started = time.monotonic()
         torch.manual_seed(cfg.train.seed * dist.world_size + dist.rank)
         unified = load_model(model_path, cfg, dist)
         grid = unified.latent_grid(cfg.generate.resolution, cfg.generate.resolution)
+        items = round_items(all_items, cfg.generate.limit_per_category, r)
+        gen_cfg = dataclasses.replace(cfg.generate, seed=cfg.generate.seed + (r - 1) * ROUND_SEED_STRIDE)
 
         if r == 1 and cfg.generate.reuse_from:  # later rounds draw with their own, new model
             check_reusable(Path(cfg.generate.reuse_from), config_to_dict(cfg))  # every rank fails alike
             if dist.is_main:
                 reuse_generated(Path(cfg.generate.reuse_from), rd / "generate")
             dist.barrier()
-        generate_stage(unified, items, cfg.generate, rd / "generate", dist, cfg.log.progress)
+        sampler = WorldRenders(unified, world.render_truth) if cfg.generate.source == GenerateSource.world else unified
+        generate_stage(sampler, items, gen_cfg, rd / "generate", dist, cfg.log.progress)
         dist.barrier()
-        _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items))
+        _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items), seed=gen_cfg.seed)
 
         device = rank_device(cfg.model.device, dist.local_rank)
         dtype = resolve_dtype(cfg.model.dtype, device)
-        judge = SelfJudge(unified, cfg.judge, templates_for(cfg.judge.template_set))
-        stats = score_stage(judge, build_proposer(cfg.regions, device, dtype), cfg.reward, rd / "generate",
-                            rd / "score", grid, dist, cfg.log.progress)
+        stats = score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions, device, dtype), cfg.reward,
+                            rd / "generate", rd / "score", grid, dist, cfg.log.progress,
+                            truth=world.truth if world is not None else None)
         totals = _sum_stats(all_gather_objects(stats, dist))
         dist.barrier()
-        _stage_manifest(cfg, rd / "score", dist, round=r, **totals)
+        truth = _round_truth(rd / "score", run_dir, r, writer) if dist.is_main else {}
+        _stage_manifest(cfg, rd / "score", dist, round=r, **totals, reward_truth=truth)
         if writer is not None:
             writer.add_scalar("reward/global_mean", totals["global_sum"] / max(totals["images"], 1), r)
             writer.add_scalar("reward/kept_fraction", totals["kept"] / max(totals["images"], 1), r)
             writer.add_scalar("judge/parse_failures", totals["parse_failures"], r)
 
-        samples = load_training_samples(rd / "generate", rd / "score", unified.latents_to_tokens)
+        samples = objective_weights(load_training_samples(rd / "generate", rd / "score", unified.latents_to_tokens),
+                                    cfg.objective)
         train_dtype = resolve_dtype(cfg.train.dtype, device)
-        wants_reference = cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
+        wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
+                           or cfg.objective.kind == ObjectiveKind.nft)
         reference = None
         if wants_reference and cfg.train.lora_rank == 0:
             reference = load_model(model_path, cfg, dist)  # the frozen start of this round
@@ -135,19 +181,82 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
             from srum.models.bagel.weights import save_bagel
 
             save_bagel(export, unified.model, unified.vae, unified.tokenizer, unified.guidance, state_dict=state)
-            atomic_write_json(export / "DONE.json", {"round": r, "samples": len(samples), "final_metrics": metrics})
-            write_round_report(rd, grid)
+            write_round_report(rd, grid, truth=truth)  # before DONE.json: a finished round has its report
+            atomic_write_json(export / "DONE.json", {"round": r, "samples": len(samples), "final_metrics": metrics,
+                                                     "seconds": round(time.monotonic() - started, 1)})
         dist.barrier()
         _stage_manifest(cfg, rd / "checkpoints", dist, round=r, samples=len(samples), **metrics)
         del engine, unified, reference, state
         gc.collect()
         model_path = export
         if cfg.eval.prompts:
-            evaluate_round(export, cfg, rd / "eval", dist)
+            _evaluate_once(export, cfg, rd / "eval", dist, writer, r)
         dist.barrier()
+    if dist.is_main:
+        write_curve(run_dir, cfg.train.rounds)
     if writer is not None:
         writer.close()
     return Path(model_path)
+
+
+def _evaluate_once(checkpoint: Path, cfg: RunConfig, out: Path, dist: DistInfo, writer, r: int) -> None:
+    """Evaluate unless `out/scores.json` exists; the overall score also goes to TensorBoard."""
+    if not (out / "scores.json").is_file():
+        summary = evaluate_round(checkpoint, cfg, out, dist)
+        if writer is not None and summary:
+            writer.add_scalar("eval/overall", summary["overall"], r)
+            for cat, v in summary["categories"].items():
+                writer.add_scalar(f"eval/{cat}", v, r)
+    dist.barrier()
+
+
+def _round_truth(scored: Path, run_dir: Path, r: int, writer) -> dict:
+    """This round's reward-vs-truth numbers (srum.evaluation.reward_truth), logged, with a hacking check over
+    the rounds so far; {} when the prompt world has no exact judge."""
+    from srum.evaluation.reward_truth import hacking_warning, reward_truth
+
+    rows = [row for f in sorted((scored / "judge").glob("chunk_*.json")) for row in json.loads(f.read_text())]
+    if not rows or all(row.get("truth") is None for row in rows):
+        return {}
+    out = reward_truth([row["reward"] for row in rows], [row["truth"] for row in rows])
+    out["truth_mean_all"] = sum(row["truth"] for row in rows) / len(rows)  # dropped images included
+    history = [_read_json(run_dir / f"round{k}" / "score" / "manifest.json").get("reward_truth", {})
+               for k in range(1, r)] + [out]
+    warning = hacking_warning(history)
+    out["hacking_warning"] = warning
+    logger.info("stage=reward_truth round=%d %s", r, " ".join(
+        f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items() if k != "hacking_warning"))
+    if warning:
+        logger.warning("stage=reward_truth round=%d %s", r, warning)
+    if writer is not None:
+        for k in ("reward_mean", "truth_mean", "auroc", "spearman"):
+            if out.get(k) is not None:
+                writer.add_scalar(f"reward_truth/{k}", out[k], r)
+    return out
+
+
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def write_curve(run_dir: Path, rounds: int) -> Path:
+    """`curve.json` and `curve.png`: evaluation score after each round against the cumulative wall time of the
+    rounds (sampling, judging, training; evaluation excluded), from round 0 (the base) where it was evaluated."""
+    points = []
+    elapsed = 0.0
+    for r in range(0, rounds + 1):
+        if r > 0:
+            elapsed += _read_json(run_dir / f"round{r}" / "export" / "DONE.json").get("seconds", 0.0)
+        scores = _read_json(run_dir / f"round{r}" / "eval" / "scores.json")
+        truth = _read_json(run_dir / f"round{r}" / "score" / "manifest.json").get("reward_truth", {})
+        if scores or truth:
+            points.append({"round": r, "seconds": round(elapsed, 1), "eval_overall": scores.get("overall"),
+                           "sample_truth_mean": truth.get("truth_mean_all"), "reward_mean": truth.get("reward_mean"),
+                           "auroc": truth.get("auroc"), "spearman": truth.get("spearman")})
+    atomic_write_json(run_dir / "curve.json", points)
+    from srum.evaluation.curves import score_curve
+
+    return score_curve(run_dir / "curve.png", points, title=run_dir.name)
 
 
 def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo) -> dict:
@@ -157,7 +266,7 @@ def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo) -> d
     from srum.evaluation.judges import build_judge
     from srum.evaluation.report import write_report, write_scores
 
-    unified = load_model(export, cfg, dist)
+    unified = load_model(export, cfg, dist, num_timesteps=cfg.eval.num_timesteps)
     items = load_prompt_source(cfg.eval.prompts, "val", cfg.eval.limit_per_category)
     records = generate_and_judge(unified, items, build_judge(cfg.eval.judge.value), out, 1, cfg.eval.seed,
                                  cfg.generate.resolution, cfg.generate.batch_size, progress=cfg.log.progress, dist=dist)

@@ -1,6 +1,7 @@
 """Stages 2-3: propose regions, self-judge, build reward maps — per generated chunk, written atomically.
 
-For generated chunk k: `judge/chunk_k.json` holds each image's regions, scores and raw judge text;
+For generated chunk k: `judge/chunk_k.json` holds each image's regions, scores and raw judge text, its image
+reward (the mean of its map) and, where the prompt world has an exact judge, its `truth` score;
 `reward/chunk_k.safetensors` holds each kept image's reward map on the latent grid (images the
 reward rules drop, e.g. a global score of exactly 0 in the official recipe, are listed as dropped).
 """
@@ -9,7 +10,10 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
+
+import numpy as np
 
 import torch
 from PIL import Image
@@ -17,18 +21,25 @@ from safetensors.torch import save_file
 from tqdm import tqdm
 
 from srum.config import RewardConfig
-from srum.rewards.judge import SelfJudge
 from srum.rewards.regions import RegionProposer
 from srum.rewards.reward_map import build_reward_map
+from srum.rewards.sources import Scorer
 from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
 
-def score_stage(judge: SelfJudge, proposer: RegionProposer, reward_cfg: RewardConfig, generated: Path, out: Path,
-                grid: tuple[int, int], dist: DistInfo, progress: bool = True) -> dict[str, float]:
-    """Score every generated chunk of this rank that has no judgement yet; returns counts for logging."""
+TruthFn = Callable[[Sequence[Image.Image], Sequence[str]], np.ndarray]
+
+
+def score_stage(judge: Scorer, proposer: RegionProposer, reward_cfg: RewardConfig, generated: Path, out: Path,
+                grid: tuple[int, int], dist: DistInfo, progress: bool = True,
+                truth: TruthFn | None = None) -> dict[str, float]:
+    """Score every generated chunk of this rank that has no judgement yet; returns counts for logging.
+
+    `truth` (the world's exact judge, when there is one) is recorded beside the reward, never trained on.
+    """
     chunks = sorted(generated.glob("chunk_*.json"))
     mine = [c for c in chunks if int(c.stem.split("_")[1]) % dist.world_size == dist.rank]
     todo = [c for c in mine if not (out / "judge" / c.name).is_file()]
@@ -38,15 +49,17 @@ def score_stage(judge: SelfJudge, proposer: RegionProposer, reward_cfg: RewardCo
         images = [Image.open(generated / r["file"]).convert("RGB") for r in records]
         regions = proposer.propose(images)
         judgements = judge.judge(images, [r["prompt"] for r in records], regions)
+        truths = truth(images, [r["prompt"] for r in records]).tolist() if truth else [None] * len(records)
         maps, rows = {}, []
-        for r, image, j in zip(records, images, judgements):
+        for r, image, j, true_score in zip(records, images, judgements, truths):
             reward = build_reward_map(j, image.height, image.width, reward_cfg, grid)
             if reward is not None:
                 maps[str(r["job"])] = reward.float().contiguous()
             rows.append({"job": r["job"], "prompt": r["prompt"], "file": r["file"], "kept": reward is not None,
                          "global_score": j.global_score, "region_scores": j.region_scores,
                          "boxes": [list(reg.box_xyxy) for reg in j.regions], "raw": j.raw,
-                         "parse_failures": j.parse_failures})
+                         "parse_failures": j.parse_failures,
+                         "reward": None if reward is None else float(reward.float().mean()), "truth": true_score})
             stats["images"] += 1
             stats["kept"] += reward is not None
             stats["parse_failures"] += j.parse_failures

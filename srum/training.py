@@ -18,9 +18,10 @@ from safetensors.torch import load_file
 from tqdm import tqdm
 
 from srum import flow
-from srum.config import RunConfig
+from srum.config import ObjectiveConfig, ObjectiveKind, RunConfig
 from srum.engine import TrainEngine
 from srum.objectives import srum_loss
+from srum.rewards.advantage import group_advantages, optimality
 from srum.utils.dist import DistInfo
 
 logger = logging.getLogger(__name__)
@@ -31,7 +32,19 @@ class TrainSample:
     job: int
     prompt: str
     x0: torch.Tensor  # (N, C) clean latent tokens of the model's own image
-    weights: torch.Tensor  # (N,) reward map on the latent grid
+    weights: torch.Tensor  # (N,) reward map on the latent grid; per-token training weights after objective_weights
+    group: tuple[str, int] = ("", -1)  # (category, index) of its prompt: the images one advantage compares
+
+
+def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[TrainSample]:
+    """Turn reward maps into the objective's per-token weights: the map itself (official), signed group
+    advantages (group_relative) or DiffusionNFT optimality probabilities (nft)."""
+    if cfg.kind == ObjectiveKind.official:
+        return samples
+    adv = group_advantages([s.weights for s in samples], [s.group for s in samples], cfg.adv_std_floor, cfg.adv_clip)
+    if cfg.kind == ObjectiveKind.nft:
+        adv = [optimality(a, cfg.adv_clip) for a in adv]
+    return [TrainSample(s.job, s.prompt, s.x0, a, s.group) for s, a in zip(samples, adv)]
 
 
 def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> list[TrainSample]:
@@ -47,7 +60,8 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> l
         tokens = latents_to_tokens(latents)
         for n, r in enumerate(records):
             if str(r["job"]) in maps:
-                samples.append(TrainSample(r["job"], r["prompt"], tokens[n], maps[str(r["job"])]))
+                samples.append(TrainSample(r["job"], r["prompt"], tokens[n], maps[str(r["job"])],
+                                           (r["category"], r["index"])))
     return sorted(samples, key=lambda s: s.job)
 
 
@@ -112,7 +126,8 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                     f"checkpoint in {checkpoints} is intact: lower train.lr and rerun the same command to resume")
             grad_norm = engine.backward_and_step(loss)
         metrics = {"loss": float(loss), **{k: float(v) for k, v in parts.items()}, "grad_norm": grad_norm,
-                   "lr": engine.lr, "weight_mean": float(weights.mean())}
+                   "lr": engine.lr, "weight_mean": float(weights.mean()),
+                   "negative_weight_fraction": float((weights < (0.5 if obj.kind == ObjectiveKind.nft else 0)).float().mean())}
         if dist.is_main and step % cfg.log.every == 0:
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             logger.info("stage=train step=%d %s", step, " ".join(f"{k}={v:.5g}" for k, v in metrics.items()))

@@ -1,5 +1,6 @@
 """RunConfig loading: recipes, overrides, and errors that name the key (srum/config.py)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,29 @@ def test_check_paths_names_key_and_path(tmp_path):
     sam.mkdir()
     cfg = load(f"model.path={tmp_path}", f"generate.prompts={tmp_path}", f"regions.sam_path={sam}", "eval.prompts=null")
     check_paths(cfg)  # everything exists; eval.judge_path is not needed with evaluation off
+
+
+# ---- reward sources, objectives, online rounds --------------------------------------------------------------------
+
+SHAPES_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "shapes.yaml"
+
+
+@pytest.mark.parametrize("overrides, key", [
+    (["objective.kind=nft", "generate.images_per_prompt=1"], "generate.images_per_prompt"),
+    (["objective.kind=group_relative", "generate.images_per_prompt=4", "reward.source=uniform"], "reward.source=uniform"),
+    (["reward.source=oracle", "generate.prompts=/tmp"], "reward.source=oracle"),
+    (["generate.source=world", "generate.prompts=/tmp"], "generate.source=world"),
+    (["objective.adv_clip=0"], "objective.adv_clip"),
+    (["objective.adv_std_floor=-1"], "objective.adv_std_floor"),
+    (["eval.num_timesteps=1"], "eval.num_timesteps"),
+    (["judge.batch_size=0"], "judge.batch_size"),
+    (["reward.source=bogus"], "reward.source"),
+])
+def test_new_switches_reject_bad_values(overrides, key):
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_config(SHAPES_RECIPE, overrides)
+
+
+def test_online_recipe_loads():
+    cfg = load_config(Path(__file__).resolve().parents[1] / "recipes" / "shapes_online.yaml")
+    assert cfg.objective.kind.value == "nft" and cfg.generate.images_per_prompt == 8 and cfg.eval.base

@@ -85,3 +85,56 @@ def test_errors():
         reward_weighted_flow_loss(V, T, torch.ones(1, 3))
     with pytest.raises(ValueError, match="target has"):
         reward_weighted_flow_loss(V, T[:, :1], W)
+
+
+# ---- DiffusionNFT and group-relative weights -----------------------------------------------------------------------
+
+from srum.config import ObjectiveKind  # noqa: E402
+from srum.objectives import nft_loss  # noqa: E402
+
+
+def test_nft_loss_hand_value():
+    # One token, one channel: v_old = 1, target = 0, v_pred = 2, β = 1 → v⁺ = 2, v⁻ = 0;
+    # r = 0.75: 0.75·(2 − 0)² + 0.25·(0 − 0)² = 3.
+    v_old, target, v = torch.tensor([[[1.0]]]), torch.tensor([[[0.0]]]), torch.tensor([[[2.0]]])
+    assert nft_loss(v, v_old, target, torch.tensor([[0.75]]), beta=1.0).item() == pytest.approx(3.0)
+    # β = 0.5: v⁺ = 1.5, v⁻ = 0.5 → 0.75·2.25 + 0.25·0.25 = 1.75
+    assert nft_loss(v, v_old, target, torch.tensor([[0.75]]), beta=0.5).item() == pytest.approx(1.75)
+
+
+def test_nft_gradient_at_start_follows_the_sign_of_the_advantage():
+    g = torch.Generator().manual_seed(0)
+    v_old, target = torch.randn(2, 3, 4, generator=g), torch.randn(2, 3, 4, generator=g)
+    for r, sign in ((0.9, 1.0), (0.1, -1.0), (0.5, 0.0)):
+        v = v_old.clone().requires_grad_(True)
+        nft_loss(v, v_old, target, torch.full((2, 3), r), beta=0.7).backward()
+        # ∂L/∂v at Δ = 0 is 2β(2r − 1)(v_old − target)/numel: a descent step moves v towards the sample's target for
+        # r > 1/2, away from it for r < 1/2, not at all for r = 1/2.
+        expected = 2 * 0.7 * (2 * r - 1) * (v_old - target) / v_old.numel()
+        torch.testing.assert_close(v.grad, expected)
+        step = -v.grad
+        towards = (step * (target - v_old)).sum().item()
+        assert (towards > 0) == (sign > 0) and (abs(towards) < 1e-9) == (sign == 0)
+
+
+def test_nft_minimum_is_bounded():
+    # The minimiser over v is v_old + (2r − 1)(target − v_old)/β: finite even for r = 0 (full repulsion).
+    v_old, target = torch.tensor([[[1.0]]]), torch.tensor([[[3.0]]])
+    v = torch.zeros(1, 1, 1, requires_grad=True)
+    opt = torch.optim.SGD([v], lr=0.5)
+    for _ in range(200):
+        opt.zero_grad()
+        nft_loss(v, v_old, target, torch.tensor([[0.0]]), beta=2.0).backward()
+        opt.step()
+    assert v.item() == pytest.approx(1.0 + (2 * 0.0 - 1) * (3.0 - 1.0) / 2.0, abs=1e-4)  # = 0
+
+
+def test_srum_loss_nft_needs_the_reference_and_group_relative_takes_signed_weights():
+    cfg = ObjectiveConfig(kind=ObjectiveKind.nft, constraint=Constraint.none)
+    with pytest.raises(ValueError, match="kind=nft"):
+        srum_loss(V, T, torch.full((1, 2), 0.5), cfg)
+    loss, _ = srum_loss(V, T, torch.full((1, 2), 0.5), cfg, v_ref=V)
+    assert loss.item() == pytest.approx(F.mse_loss(V, T).item())  # at v = v_old the loss is plain flow matching
+    gr = ObjectiveConfig(kind=ObjectiveKind.group_relative, constraint=Constraint.none)
+    neg, _ = srum_loss(V, T, torch.tensor([[-1.0, -1.0]]), gr)
+    assert neg.item() == pytest.approx(-F.mse_loss(V, T).item())  # a negative advantage rewards error

@@ -72,9 +72,7 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
     import json
 
     runs = []
-    for p in paths:
-        p = Path(p)
-        p = p / "scores.json" if p.is_dir() else p
+    for p in _scores_paths(paths):
         if not p.is_file():
             raise FileNotFoundError(f"--compare {p}: no scores.json there; pass evaluation folders or their scores.json")
         summary = json.loads(p.read_text())
@@ -82,9 +80,23 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
             summary["table"], summary["overall"] = composite_scores(summary["categories"])
         runs.append((p.parent.name or str(p), summary))
     text = markdown_table(runs)
+    images = [p.parent / "images.json" for p in _scores_paths(paths)]
+    if len(runs) > 1 and all(f.is_file() for f in images):
+        from srum.evaluation.bootstrap import paired_bootstrap
+
+        records = [json.loads(f.read_text()) for f in images]
+        text += "\nPaired bootstrap over prompts (overall, against the first; 2000 resamples):\n\n"
+        for (name, _), rec in zip(runs[1:], records[1:]):
+            b = paired_bootstrap(records[0], rec)
+            text += (f"- {name}: {b['delta']:+.4f} [{b['lo']:+.4f}, {b['hi']:+.4f}] over {b['prompts']} prompts, "
+                     f"P(Δ ≤ 0) = {b['p_not_better']:.3f}\n")
     if out is not None:
         atomic_write_text(out, text)
     return text
+
+
+def _scores_paths(paths: list[str | Path]) -> list[Path]:
+    return [Path(p) / "scores.json" if Path(p).is_dir() else Path(p) for p in paths]
 
 
 def write_scores(out: Path, benchmark: str, split: str, checkpoint: str, records: list[dict],

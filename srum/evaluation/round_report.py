@@ -35,38 +35,66 @@ def with_boxes(image: Image.Image, boxes: list[list[int]], scores: list[float | 
     return out
 
 
-def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int = 48, scale: int = 3) -> Path:
-    """`round_dir/report.html` from the generate and judge outputs (the first `max_images` images)."""
+def _spread_over_categories(rows: list[dict], n: int) -> list[dict]:
+    """Up to n rows, taken in turn from each category (by the prompt's category where the record has one)."""
+    by_cat: dict[str, list[dict]] = {}
+    for r in rows:
+        by_cat.setdefault(r.get("category", ""), []).append(r)
+    queues = list(by_cat.values())
+    out: list[dict] = []
+    while len(out) < n and any(queues):
+        for q in queues:
+            if q and len(out) < n:
+                out.append(q.pop(0))
+    return out
+
+
+def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int = 48, scale: int = 3,
+                       truth: dict | None = None) -> Path:
+    """`round_dir/report.html` from the generate and judge outputs (`max_images` images across the categories),
+    headed by the round's reward-vs-truth numbers when the prompt world has an exact judge."""
     gen, scored = round_dir / "generate", round_dir / "score"
     pics = round_dir / "report"
-    cells = []
+    categories = {r["job"]: r.get("category", "") for f in sorted(gen.glob("chunk_*.json"))
+                  for r in json.loads(f.read_text())}
+    rows, maps = [], {}
     for chunk in sorted((scored / "judge").glob("chunk_*.json")):
-        rows = json.loads(chunk.read_text())
-        maps = load_file(str(scored / "reward" / f"{chunk.stem}.safetensors"))
-        for r in rows:
-            if len(cells) >= max_images:
-                break
-            image = Image.open(gen / r["file"]).convert("RGB")
-            big = (image.width * scale, image.height * scale)
-            boxed = with_boxes(image.resize(big, Image.Resampling.NEAREST),
-                               [[c * scale for c in b] for b in r["boxes"]], r["region_scores"])
-            names = [f"{r['job']:06d}_boxes.png", f"{r['job']:06d}_reward.png"]
-            with atomic_path(pics / names[0]) as tmp:
-                boxed.save(tmp, format="PNG")
-            if str(r["job"]) in maps:
-                with atomic_path(pics / names[1]) as tmp:
-                    overlay(image.resize(big, Image.Resampling.NEAREST), maps[str(r["job"])], grid).save(tmp, format="PNG")
-                reward_img = f'<img src="report/{names[1]}">'
-            else:
-                reward_img = "<div class='dropped'>dropped</div>"
-            regions = ", ".join("–" if s is None else f"{s:+.2f}" for s in r["region_scores"])
-            g = "–" if r["global_score"] is None else f"{r['global_score']:+.2f}"
-            cells.append(f"<figure><img src='report/{names[0]}'>{reward_img}<figcaption><b>{html.escape(r['prompt'])}"
-                         f"</b><br>global {g} · regions [{regions}]</figcaption></figure>")
+        rows += [{**r, "category": categories.get(r["job"], "")} for r in json.loads(chunk.read_text())]
+        maps.update(load_file(str(scored / "reward" / f"{chunk.stem}.safetensors")))
+    cells = []
+    for r in _spread_over_categories(rows, max_images):
+        image = Image.open(gen / r["file"]).convert("RGB")
+        big = (image.width * scale, image.height * scale)
+        boxed = with_boxes(image.resize(big, Image.Resampling.NEAREST),
+                           [[c * scale for c in b] for b in r["boxes"]], r["region_scores"])
+        names = [f"{r['job']:06d}_boxes.png", f"{r['job']:06d}_reward.png"]
+        with atomic_path(pics / names[0]) as tmp:
+            boxed.save(tmp, format="PNG")
+        if str(r["job"]) in maps:
+            with atomic_path(pics / names[1]) as tmp:
+                overlay(image.resize(big, Image.Resampling.NEAREST), maps[str(r["job"])], grid).save(tmp, format="PNG")
+            reward_img = f'<img src="report/{names[1]}">'
+        else:
+            reward_img = "<div class='dropped'>dropped</div>"
+        regions = ", ".join("–" if s is None else f"{s:+.2f}" for s in r["region_scores"])
+        g = "–" if r["global_score"] is None else f"{r['global_score']:+.2f}"
+        extra = "" if r.get("truth") is None else f" · oracle {r['truth']:.2f}"
+        extra += "" if r.get("reward") is None else f" · image reward {r['reward']:.2f}"
+        cells.append(f"<figure><img src='report/{names[0]}'>{reward_img}<figcaption><b>{html.escape(r['prompt'])}"
+                     f"</b> <i>({html.escape(r['category'])})</i><br>global {g} · regions [{regions}]{extra}"
+                     "</figcaption></figure>")
+    head = ""
+    if truth:
+        fmt = lambda v: "–" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+        head = ("<p><b>Training reward against the world's exact judge</b> on this round's samples: "
+                + " · ".join(f"{k} {fmt(truth.get(k))}" for k in
+                             ("images", "reward_mean", "truth_mean", "perfect", "auroc", "spearman")) + "</p>")
+        if truth.get("hacking_warning"):
+            head += f"<p style='color:#b00'><b>{html.escape(truth['hacking_warning'])}</b></p>"
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>srum round</title><style>"
             "body{font-family:sans-serif} .grid{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:400px;"
             "font-size:12px} img{margin-right:4px} .dropped{display:inline-block;width:190px;color:#999}</style>"
-            f"</head><body><h1>{html.escape(round_dir.name)}</h1><p>Left: region boxes (green: score > 0, red: ≤ 0)."
-            " Right: reward map on the latent grid (red high, blue low).</p>"
+            f"</head><body><h1>{html.escape(round_dir.name)}</h1>{head}<p>Left: region boxes (green: score > 0, red: ≤ 0)."
+            " Right: training weights on the latent grid (red high, blue low or negative).</p>"
             f"<div class='grid'>{''.join(cells)}</div></body></html>")
     return atomic_write_text(round_dir / "report.html", page)

@@ -30,6 +30,9 @@ class UnifiedModel(Protocol):
                       think: bool = False) -> SampledImages:
         """Draw one image per prompt; deterministic given the seeds."""
 
+    def encode_images(self, images: list[Image.Image], seeds: list[int]) -> torch.Tensor:
+        """Images → clean latents (B, C, h, w), as training encodes them (seeded where the encoder samples)."""
+
     def latents_to_tokens(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) latents → (B, n_tokens, token_dim), the space velocities live in."""
 

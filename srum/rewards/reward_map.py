@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srum.config import RewardConfig, RewardMapKind
+from srum.config import RewardConfig, RewardMapKind, RewardSource
 
 if TYPE_CHECKING:  # only for type hints: the judge module pulls in PIL and the region proposers
     from srum.rewards.judge import Judgement
@@ -126,7 +126,8 @@ def build_reward_map(judgement: Judgement, height: int, width: int, cfg: RewardC
                      device: torch.device | str | None = None) -> torch.Tensor | None:
     """Apply the reward config to one judged image: (grid_h·grid_w,) weights, or the (H, W) map when grid is None.
 
-    `uniform` gives weight 1 everywhere (plain SFT on own samples); `use_regions=false` ignores region scores.
+    `reward.source=uniform` gives weight 1 everywhere (plain SFT on own samples); `use_regions=false` ignores
+    region scores.
 
     Returns None when the image is dropped, as the official formatter does (srum.md §1.5): its global score is
     exactly 0 (with `drop_zero_global`; this includes text-mode global parse failures, which score 0.0), or it has
@@ -134,7 +135,7 @@ def build_reward_map(judgement: Judgement, height: int, width: int, cfg: RewardC
     whose score did not parse (None) are left out. Boxes are taken as given, in the judged image's pixels
     (official does not rescale them when the training transform resizes, §5.5).
     """
-    if cfg.map == RewardMapKind.uniform:  # self-distillation: every image, every token, weight 1
+    if cfg.source == RewardSource.uniform:  # self-distillation: every image, every token, weight 1
         return torch.ones(grid[0] * grid[1], device=device) if grid else torch.ones(height, width, device=device)
     scored = [(r, s) for r, s in zip(judgement.regions, judgement.region_scores)
               if s is not None and cfg.use_regions]

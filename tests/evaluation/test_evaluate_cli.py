@@ -54,19 +54,28 @@ def test_category_scores_by_hand():
     assert category_scores(recs) == {"a": 0.75, "b": 0.0}
 
 
+def test_bad_arguments_fail_in_one_line_before_loading(tmp_path):
+    run = subprocess.run([sys.executable, str(ROOT / "launch" / "evaluate.py"), "--checkpoint", str(tmp_path / "nope"),
+                          "--benchmark", "shapes", "--out", str(tmp_path / "o")], capture_output=True, text=True)
+    assert run.returncode != 0 and run.stderr.strip().splitlines() == [
+        f"evaluate.py: --checkpoint {tmp_path / 'nope'} is not a folder"]
+
+
 @pytest.mark.integration
 def test_two_ranks_evaluate_like_one(tiny_checkpoint, tmp_path):
     """Under torchrun the images are shared out across ranks; seeds belong to images, so the result is the same."""
     args = ["--checkpoint", str(tiny_checkpoint), "--benchmark", "shapes", "--split", "val", "--limit", "2",
             "--steps", "3", "--batch-size", "3"]
-    one = [sys.executable, str(ROOT / "launch" / "evaluate.py"), *args, "--out", str(tmp_path / "one")]
+    one = [sys.executable, str(ROOT / "launch" / "evaluate.py"), *args, "--procs", "1", "--out", str(tmp_path / "one")]
     two = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            str(ROOT / "launch" / "evaluate.py"), *args, "--out", str(tmp_path / "two")]
-    for cmd in (one, two):
+    # a plain launch shares the images over two processes by itself
+    auto = [sys.executable, str(ROOT / "launch" / "evaluate.py"), *args, "--procs", "2", "--out", str(tmp_path / "auto")]
+    for cmd in (one, two, auto):
         run = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=600,
                              env={**os.environ, "OMP_NUM_THREADS": "1"})
         assert run.returncode == 0, run.stderr[-3000:]
-    records = [json.loads((tmp_path / d / "images.json").read_text()) for d in ("one", "two")]
-    assert len(records[0]) == 16 and records[0] == records[1]  # same order, seeds and scores
+    records = [json.loads((tmp_path / d / "images.json").read_text()) for d in ("one", "two", "auto")]
+    assert len(records[0]) == 16 and records[0] == records[1] == records[2]  # same order, seeds and scores
     for r in records[0]:
         assert (tmp_path / "one" / r["file"]).read_bytes() == (tmp_path / "two" / r["file"]).read_bytes()

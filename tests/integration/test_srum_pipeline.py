@@ -85,3 +85,41 @@ def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
     wb = load_file(str(b / "round1" / "export" / "model.safetensors"))
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+ONLINE = ["train.rounds=2", "generate.images_per_prompt=2", "generate.limit_per_category=1", "objective.kind=nft",
+          "objective.constraint=none", "train.max_steps=12", "train.save_every=3", "eval.base=true"]
+
+
+def test_two_online_rounds_resume_after_kill_in_round_two(checkpoint, tmp_path):
+    """Online rounds (DiffusionNFT, a fresh prompt window and fresh seeds per round): a kill -9 in round 2's training
+    resumes to the weights of an unbroken run, and the run writes its score curve."""
+    a = tmp_path / "a"
+    done = run(command(checkpoint, a, 29614) + ONLINE)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    curve = json.loads((a / "curve.json").read_text())
+    assert [p["round"] for p in curve] == [0, 1, 2] and curve[0]["seconds"] == 0.0
+    assert curve[2]["seconds"] > curve[1]["seconds"] > 0 and (a / "curve.png").is_file()
+    prompts = [[r["prompt"] for f in sorted((a / f"round{k}" / "generate").glob("chunk_*.json"))
+                for r in json.loads(f.read_text())] for k in (1, 2)]
+    assert prompts[0] != prompts[1]  # round 2 draws the next window of train prompts
+    truth = json.loads((a / "round2" / "score" / "manifest.json").read_text())["reward_truth"]
+    assert truth["images"] == 16 and 0.0 <= truth["truth_mean"] <= 1.0
+
+    b = tmp_path / "b"
+    proc = subprocess.Popen(command(checkpoint, b, 29615) + ONLINE, cwd=ROOT, start_new_session=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (b / "round2" / "checkpoints" / "latest").is_file():
+        assert proc.poll() is None and time.time() < deadline, "the run ended before round 2's first checkpoint"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (b / "round2" / "export" / "DONE.json").exists()
+    resumed = run(command(checkpoint, b, 29616) + ONLINE)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    wa = load_file(str(a / "round2" / "export" / "model.safetensors"))
+    wb = load_file(str(b / "round2" / "export" / "model.safetensors"))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k

@@ -120,6 +120,14 @@ class BagelUnified:
         latents = torch.stack([unpatchify_latent(t, grid, p) for t in tokens.cpu()])
         return latents, noise, plans
 
+    def encode_images(self, images: list[Image.Image], seeds: list[int]) -> torch.Tensor:
+        """Images → clean latents (B, C, h, w) as BAGEL's training encodes them (a posterior sample per seed)."""
+        out = []
+        for image, seed in zip(images, seeds, strict=True):
+            x = image_to_tensor(image)[None].to(self.vae.model.device)
+            out.append(self.vae.encode(x, generator=torch.Generator(x.device).manual_seed(int(seed)))[0])
+        return torch.stack(out).float().cpu()
+
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         return tensor_to_images(self.vae.decode(latents.to(self.vae.model.device)))
 

@@ -125,6 +125,11 @@ def explain(image, prompt: str | PromptSpec) -> Explanation:
     return Explanation(sum(ok for _, ok in results) / len(results), results, objects)
 
 
+def fits_prompt(o: Detected, spec: PromptSpec) -> bool:
+    """Whether a parsed object is one the prompt asks for (all stated attributes of some group)."""
+    return any(_matches(o, g) for g in spec.groups)
+
+
 def _matches(o: Detected, g: Group) -> bool:
     return (o.shape == g.shape and (g.color is None or o.color == g.color)
             and (g.texture is None or o.texture == g.texture) and (g.size is None or o.size == g.size))

@@ -1,0 +1,43 @@
+"""Stage 3b: reward maps → signed per-token training weights, relative to the other images of the same prompt.
+
+The official map is a positive weight: a bad image is imitated a little less, never pushed away, so most of the
+update re-learns the model's own mistakes (issue 11). Group-relative advantages (GRPO; Flow-GRPO, Liu et al. 2025,
+arXiv 2505.05470) compare the K images drawn for one prompt instead: for image i of group g with token map M_i and
+image reward R_i = mean_x M_i(x),
+
+    A_i(x) = clip((M_i(x) − mean_g R) / max(std_g R, floor), −c, c),
+
+dense (a good region of a poor image still scores above its image) and signed (images worse than their group get
+negative weight). The floor keeps a group whose images score alike from blowing up noise into ±c.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+
+import torch
+
+
+def group_advantages(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], std_floor: float,
+                     clip: float) -> list[torch.Tensor]:
+    """Per-token advantages A_i(x) (same shapes as `maps`), normalised within each group of `groups`."""
+    if len(maps) != len(groups):
+        raise ValueError(f"{len(maps)} reward maps but {len(groups)} group keys: pass one key per map")
+    if std_floor <= 0 or clip <= 0:
+        raise ValueError(f"std_floor={std_floor} and clip={clip} must be > 0")
+    members: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    out: list[torch.Tensor] = [torch.empty(0)] * len(maps)
+    for idx in members.values():
+        rewards = torch.stack([maps[i].float().mean() for i in idx])
+        mean = rewards.mean()
+        std = rewards.std(unbiased=False).clamp(min=std_floor)
+        for i in idx:
+            out[i] = ((maps[i].float() - mean) / std).clamp(-clip, clip)
+    return out
+
+
+def optimality(advantage: torch.Tensor, clip: float) -> torch.Tensor:
+    """DiffusionNFT's optimality probability r = 0.5 + 0.5·clip(A / c, −1, 1) ∈ [0, 1] (0.5: no preference)."""
+    return 0.5 + 0.5 * (advantage / clip).clamp(-1.0, 1.0)
