@@ -173,6 +173,8 @@ class GenerateConfig:
             raise ConfigError(f"generate.max_think_tokens={self.max_think_tokens} must be > 0 with think=true")
         for key in ("images_per_prompt", "batch_size"):
             _check_positive(f"generate.{key}", getattr(self, key))
+        if self.limit_per_category is not None:
+            _check_positive("generate.limit_per_category", self.limit_per_category)
         for key in ("timestep_shift", "cfg_text_scale", "cfg_img_scale"):
             _check_positive(f"generate.{key}", getattr(self, key))
 
@@ -377,6 +379,8 @@ class EvalConfig:
             )
         if not self.variants:
             raise ConfigError(f"eval.variants is empty; expected some of {[v.value for v in EvalVariant]}")
+        if self.limit_per_category is not None:
+            _check_positive("eval.limit_per_category", self.limit_per_category)
         if self.num_timesteps is not None and self.num_timesteps < 2:
             raise ConfigError(f"eval.num_timesteps={self.num_timesteps} must be >= 2 (it counts grid points)")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import shutil
 from pathlib import Path
 
 import torch
@@ -69,6 +70,16 @@ def frozen_reference(model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, d
     return engine
 
 
+def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` `step*` checkpoint folders (never the one `latest` names); returns them."""
+    latest = (folder / "latest").read_text().strip() if (folder / "latest").is_file() else None
+    steps = sorted(p for p in folder.glob("step*") if p.is_dir())
+    removed = [p for p in steps[:max(len(steps) - keep, 0)] if p.name != latest]
+    for p in removed:
+        shutil.rmtree(p)
+    return removed
+
+
 class TrainEngine:
     """A DeepSpeed engine over `model`, with the few operations the loop needs."""
 
@@ -103,9 +114,15 @@ class TrainEngine:
     def lr(self) -> float:
         return self.engine.get_lr()[0]
 
-    def save(self, folder: Path, step: int) -> None:
-        """A resume checkpoint (DeepSpeed's own format: its optimizer and RNG state are part of it)."""
+    def save(self, folder: Path, step: int, keep: int | None = None) -> None:
+        """A resume checkpoint (DeepSpeed's own format: its optimizer and RNG state are part of it); with `keep`,
+        older ones beyond the newest `keep` are deleted once every rank has written this one."""
         self.engine.save_checkpoint(str(folder), tag=f"step{step:07d}", client_state={"step": step})
+        if keep is not None:
+            self.dist.barrier()
+            if self.dist.is_main:
+                prune_checkpoints(folder, keep)
+            self.dist.barrier()
 
     def load(self, folder: Path) -> int:
         """Resume from the latest checkpoint in `folder`; returns its step (0 when there is none)."""

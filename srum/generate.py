@@ -23,7 +23,7 @@ from srum.config import GenerateConfig
 from srum.evaluation.benchmarks import PromptItem
 from srum.models.interface import SampledImages, UnifiedModel
 from srum.utils.dist import DistInfo
-from srum.utils.io import atomic_path, atomic_write_json
+from srum.utils.io import atomic_path, atomic_write_json, inside
 
 logger = logging.getLogger(__name__)
 
@@ -114,8 +114,9 @@ def reuse_generated(source: Path, out: Path) -> int:
         records = json.loads(done_marker.read_text())
         # The chunk's images and latents first, its .json (the "done" marker) last, as generate_stage writes them.
         for rel in [r["file"] for r in records] + [done_marker.with_suffix(".safetensors").name, done_marker.name]:
-            if not (out / rel).exists():
-                _link_or_copy(source / rel, out / rel)
+            src, dst = inside(source, rel, done_marker), inside(out, rel, done_marker)
+            if not dst.exists():
+                _link_or_copy(src, dst)
     logger.info("stage=generate reused_from=%s chunks=%d", source, len(chunks))
     return len(chunks)
 

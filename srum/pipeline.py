@@ -245,12 +245,14 @@ def write_curve(run_dir: Path, rounds: int) -> Path:
     points = []
     elapsed = 0.0
     for r in range(0, rounds + 1):
+        drawn_at = elapsed  # round r's samples come from the model as it was when the round started
         if r > 0:
             elapsed += _read_json(run_dir / f"round{r}" / "export" / "DONE.json").get("seconds", 0.0)
         scores = _read_json(run_dir / f"round{r}" / "eval" / "scores.json")
         truth = _read_json(run_dir / f"round{r}" / "score" / "manifest.json").get("reward_truth", {})
         if scores or truth:
-            points.append({"round": r, "seconds": round(elapsed, 1), "eval_overall": scores.get("overall"),
+            points.append({"round": r, "seconds": round(elapsed, 1), "drawn_at_seconds": round(drawn_at, 1),
+                           "eval_overall": scores.get("overall"),
                            "sample_truth_mean": truth.get("truth_mean_all"), "reward_mean": truth.get("reward_mean"),
                            "auroc": truth.get("auroc"), "spearman": truth.get("spearman")})
     atomic_write_json(run_dir / "curve.json", points)

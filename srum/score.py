@@ -25,7 +25,7 @@ from srum.rewards.regions import RegionProposer
 from srum.rewards.reward_map import build_reward_map
 from srum.rewards.sources import Scorer
 from srum.utils.dist import DistInfo
-from srum.utils.io import atomic_path, atomic_write_json
+from srum.utils.io import atomic_path, atomic_write_json, inside
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +46,7 @@ def score_stage(judge: Scorer, proposer: RegionProposer, reward_cfg: RewardConfi
     stats = {"images": 0, "kept": 0, "parse_failures": 0, "global_sum": 0.0, "regions": 0}
     for chunk in tqdm(todo, desc="judge", disable=not (progress and dist.is_main), dynamic_ncols=True):
         records = json.loads(chunk.read_text())
-        images = [Image.open(generated / r["file"]).convert("RGB") for r in records]
+        images = [Image.open(inside(generated, r["file"], chunk)).convert("RGB") for r in records]
         regions = proposer.propose(images)
         judgements = judge.judge(images, [r["prompt"] for r in records], regions)
         truths = truth(images, [r["prompt"] for r in records]).tolist() if truth else [None] * len(records)

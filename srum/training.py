@@ -125,7 +125,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                     f"non-finite loss at step {step} ({ {k: float(v) for k, v in parts.items()} }); the last "
                     f"checkpoint in {checkpoints} is intact: lower train.lr and rerun the same command to resume")
             grad_norm = engine.backward_and_step(loss)
-        metrics = {"loss": float(loss), **{k: float(v) for k, v in parts.items()}, "grad_norm": grad_norm,
+        metrics = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}, "grad_norm": grad_norm,
                    "lr": engine.lr, "weight_mean": float(weights.mean()),
                    "negative_weight_fraction": float((weights < (0.5 if obj.kind == ObjectiveKind.nft else 0)).float().mean())}
         if dist.is_main and step % cfg.log.every == 0:
@@ -135,5 +135,5 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                 for k, v in metrics.items():
                     writer.add_scalar(f"train/{k}", v, step)
         if cfg.train.save_every and (step + 1) % cfg.train.save_every == 0 and step + 1 < steps:
-            engine.save(checkpoints, step + 1)
+            engine.save(checkpoints, step + 1, keep=cfg.output.keep_checkpoints)
     return metrics

@@ -238,6 +238,8 @@ SHAPES_RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "shapes.yaml"
     (["objective.adv_std_floor=-1"], "objective.adv_std_floor"),
     (["eval.num_timesteps=1"], "eval.num_timesteps"),
     (["judge.batch_size=0"], "judge.batch_size"),
+    (["generate.limit_per_category=-3"], "generate.limit_per_category"),
+    (["eval.limit_per_category=0"], "eval.limit_per_category"),
     (["reward.source=bogus"], "reward.source"),
 ])
 def test_new_switches_reject_bad_values(overrides, key):

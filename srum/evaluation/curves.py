@@ -1,4 +1,4 @@
-"""The online-rounds curve: evaluation score against cumulative wall time, one point per round (round 0: base)."""
+"""Online-rounds curves: evaluation score against cumulative wall time, one point per round (round 0: the base)."""
 
 from __future__ import annotations
 
@@ -13,22 +13,33 @@ from srum.utils.io import atomic_path  # noqa: E402
 
 
 def score_curve(path: Path, points: list[dict], title: str = "") -> Path:
-    """Plot `eval_overall` (and the round's own samples' truth score, where known) against `seconds`/60."""
-    fig, ax = plt.subplots(figsize=(6, 3.6), dpi=100)
-    evals = [(p["seconds"] / 60, p["eval_overall"]) for p in points if p.get("eval_overall") is not None]
-    samples = [(p["seconds"] / 60, p["sample_truth_mean"]) for p in points if p.get("sample_truth_mean") is not None]
-    if evals:
-        ax.plot(*zip(*evals), "o-", color="tab:blue", label="val score after the round")
-        for (x, y), p in zip(evals, [p for p in points if p.get("eval_overall") is not None]):
-            ax.annotate(f"r{p['round']}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=8)
-    if samples:
-        ax.plot(*zip(*samples), "s--", color="tab:orange", alpha=0.7, label="oracle score of the round's samples")
-    ax.set_xlabel("wall time of the rounds, minutes (evaluation excluded)")
-    ax.set_ylabel("oracle score")
+    """One run: `eval_overall` after each round against `seconds`/60, and the oracle score of each round's own
+    samples at the time they were drawn (`drawn_at_seconds`), where the world has an oracle."""
+    return compare_curves(path, {title or "run": points}, samples=True)
+
+
+def compare_curves(path: Path, runs: dict[str, list[dict]], samples: bool = False) -> Path:
+    """Several runs' `curve.json` points on one axis (val score against the rounds' wall time, in minutes)."""
+    fig, ax = plt.subplots(figsize=(6.4, 3.8), dpi=100)
+    for k, (name, points) in enumerate(runs.items()):
+        color = f"C{k}"
+        evals = [p for p in points if p.get("eval_overall") is not None]
+        if evals:
+            ax.plot([p["seconds"] / 60 for p in evals], [p["eval_overall"] for p in evals], "o-", color=color,
+                    label=f"{name}: val score after the round" if samples else name)
+            for p in evals:
+                ax.annotate(f"r{p['round']}", (p["seconds"] / 60, p["eval_overall"]), textcoords="offset points",
+                            xytext=(3, -10), fontsize=7, color=color)
+        drawn = [p for p in points if p.get("sample_truth_mean") is not None]
+        if samples and drawn:
+            ax.plot([p.get("drawn_at_seconds", p["seconds"]) / 60 for p in drawn],
+                    [p["sample_truth_mean"] for p in drawn], "s--", color=color, alpha=0.5,
+                    label=f"{name}: oracle score of the round's own samples")
+    ax.set_xlabel("wall time of the rounds on 2 CPU cores, minutes (evaluation excluded)")
+    ax.set_ylabel("ShapesWorld oracle score")
     ax.grid(alpha=0.3)
-    ax.set_title(title, fontsize=10)
-    if evals or samples:
-        ax.legend(fontsize=8, loc="lower right")
+    if ax.lines:
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png")

@@ -78,7 +78,7 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
         summary = json.loads(p.read_text())
         if "table" not in summary:  # written before tables existed
             summary["table"], summary["overall"] = composite_scores(summary["categories"])
-        runs.append((p.parent.name or str(p), summary))
+        runs.append((_run_label(p.parent), summary))
     text = markdown_table(runs)
     images = [p.parent / "images.json" for p in _scores_paths(paths)]
     if len(runs) > 1 and all(f.is_file() for f in images):
@@ -93,6 +93,13 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
     if out is not None:
         atomic_write_text(out, text)
     return text
+
+
+def _run_label(folder: Path) -> str:
+    """An evaluation folder's name, with its run and round where the folder is a round's `eval`."""
+    if folder.name == "eval" and folder.parent.name.startswith("round"):
+        return f"{folder.parent.parent.name}/{folder.parent.name}"
+    return folder.name or str(folder)
 
 
 def _scores_paths(paths: list[str | Path]) -> list[Path]:
@@ -114,6 +121,15 @@ def write_scores(out: Path, benchmark: str, split: str, checkpoint: str, records
     return summary
 
 
+def _reasons(record: dict) -> str:
+    """A judge's per-requirement verdicts (✓ / ✗) and what it saw, where it gives them (the ShapesWorld oracle)."""
+    if not record.get("requirements"):
+        return ""
+    items = "".join(f"<li>{'✓' if ok else '✗'} {html.escape(text)}</li>" for text, ok in record["requirements"])
+    seen = ", ".join(record.get("seen", [])) or "nothing"
+    return f"<ul class='why'>{items}</ul><span class='seen'>saw: {html.escape(seen)}</span>"
+
+
 def write_report(out: Path, summary: dict, records: list[dict], per_side: int = 6) -> Path:
     """A page with the score table and, per category, the best and worst images with their prompts and scores."""
     rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{s:.3f}</td></tr>" for c, s in summary["categories"].items())
@@ -126,11 +142,12 @@ def write_report(out: Path, summary: dict, records: list[dict], per_side: int = 
         for title, picks in (("worst", ranked[:per_side]), ("best", ranked[::-1][:per_side])):
             cells = "".join(
                 f'<figure><img src="{html.escape(r["file"])}" width="128" style="image-rendering:pixelated">'
-                f'<figcaption>{r["score"]:.2f} · {html.escape(r["prompt"])}</figcaption></figure>' for r in picks)
+                f'<figcaption>{r["score"]:.2f} · {html.escape(r["prompt"])}{_reasons(r)}</figcaption></figure>'
+                for r in picks)
             sections.append(f"<h3>{html.escape(cat)}: {title}</h3><div class='grid'>{cells}</div>")
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>srum evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em}} .grid{{display:flex;flex-wrap:wrap;gap:8px}}
-figure{{width:140px;margin:0;font-size:11px}} table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}}</style>
+figure{{width:140px;margin:0;font-size:11px}} ul.why{{margin:2px 0;padding-left:1em}} .seen{{color:#777}} table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}}</style>
 </head><body><h1>{html.escape(summary["benchmark"])} / {html.escape(summary["split"])}</h1>
 <p>checkpoint: {html.escape(summary["checkpoint"])} · images: {summary["n_images"]} · overall: {summary["overall"]:.3f}</p>
 <table><tr><th>category</th><th>score</th></tr>{rows}</table>{"".join(sections)}</body></html>"""

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 from torch.nn import functional as F
 
-from srum.utils.io import atomic_path, atomic_write_text
+from srum.utils.io import atomic_path, atomic_write_text, inside
 
 
 def overlay(image: Image.Image, weights: torch.Tensor, grid: tuple[int, int]) -> Image.Image:
@@ -63,7 +63,7 @@ def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int =
         maps.update(load_file(str(scored / "reward" / f"{chunk.stem}.safetensors")))
     cells = []
     for r in _spread_over_categories(rows, max_images):
-        image = Image.open(gen / r["file"]).convert("RGB")
+        image = Image.open(inside(gen, r["file"], scored / "judge")).convert("RGB")
         big = (image.width * scale, image.height * scale)
         boxed = with_boxes(image.resize(big, Image.Resampling.NEAREST),
                            [[c * scale for c in b] for b in r["boxes"]], r["region_scores"])

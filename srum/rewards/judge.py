@@ -439,7 +439,7 @@ class SelfJudge:
         regions = [s for j in judgements for s in j.region_scores if s is not None]
         mean = lambda xs: sum(xs) / len(xs) if xs else float("nan")  # noqa: E731
         logger.log(
-            logging.WARNING if failures else logging.INFO,
+            logging.WARNING if failures else logging.DEBUG,  # per batch: the score stage logs the totals
             "stage=judge mode=%s images=%d questions=%d retries=%d parse_failures=%d clamped=%d empty_regions=%d "
             "mean_global=%.3f mean_region=%.3f",
             self.cfg.mode.value, len(judgements), n_questions, stats["retries"], failures, stats["clamped"], dropped,

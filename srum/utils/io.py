@@ -59,6 +59,21 @@ def _fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def inside(folder: str | Path, name: str, source: str | Path = "") -> Path:
+    """`folder / name`, refusing a name read from data (a chunk or manifest) that leads outside `folder`.
+
+    Raises ValueError naming the file that holds the name: a crafted run folder must not make a run read, link or
+    overwrite files elsewhere (`../`, absolute paths, links out).
+    """
+    base = Path(folder).resolve()
+    path = (base / name).resolve()
+    if not path.is_relative_to(base):
+        where = f" (listed in {source})" if source else ""
+        raise ValueError(f"file name {name!r}{where} points outside {folder}: refusing it; the file was edited or "
+                         "crafted, regenerate that stage")
+    return path
+
+
 def atomic_write_text(path: str | Path, text: str, encoding: str = "utf-8") -> Path:
     """`atomic_write_bytes` for text."""
     return atomic_write_bytes(path, text.encode(encoding))

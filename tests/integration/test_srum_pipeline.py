@@ -50,6 +50,18 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
 
 
+def kill_at_first_checkpoint(cmd: list[str], round_dir: Path) -> None:
+    """Start `cmd` and SIGKILL its whole process group once `round_dir` has its first resume checkpoint."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 600
+    while not (round_dir / "checkpoints" / "latest").is_file():
+        assert proc.poll() is None and time.time() < deadline, f"the run ended before {round_dir.name}'s checkpoint"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+
+
 def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
     a = tmp_path / "a"
     done = run(command(checkpoint, a, 29611))
@@ -68,15 +80,7 @@ def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
 
     # The same run killed (SIGKILL, whole process group) once training has written a checkpoint, then rerun.
     b = tmp_path / "b"
-    proc = subprocess.Popen(command(checkpoint, b, 29612), cwd=ROOT, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not (b / "round1" / "checkpoints" / "latest").is_file():
-        assert proc.poll() is None and time.time() < deadline, "the run ended before its first checkpoint"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)  # 25 of 30 steps are still to run: the run cannot have finished
-    proc.wait()
+    kill_at_first_checkpoint(command(checkpoint, b, 29612), b / "round1")  # 25 of 30 steps still to run
     assert not (b / "round1" / "export" / "DONE.json").exists()
     resumed = run(command(checkpoint, b, 29613))
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
@@ -107,15 +111,7 @@ def test_two_online_rounds_resume_after_kill_in_round_two(checkpoint, tmp_path):
     assert truth["images"] == 16 and 0.0 <= truth["truth_mean"] <= 1.0
 
     b = tmp_path / "b"
-    proc = subprocess.Popen(command(checkpoint, b, 29615) + ONLINE, cwd=ROOT, start_new_session=True,
-                            env={**os.environ, "PYTHONPATH": str(ROOT)},
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 600
-    while not (b / "round2" / "checkpoints" / "latest").is_file():
-        assert proc.poll() is None and time.time() < deadline, "the run ended before round 2's first checkpoint"
-        time.sleep(0.2)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(command(checkpoint, b, 29615) + ONLINE, b / "round2")
     assert not (b / "round2" / "export" / "DONE.json").exists()
     resumed = run(command(checkpoint, b, 29616) + ONLINE)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]

@@ -200,7 +200,7 @@ def test_text_judge_good_answers():
 def test_text_judge_retry_recovers_and_is_counted(caplog):
     model = TextModel(["I think it is fine.", GOOD_GLOBAL], ["Region ID: 1\nIdentified Object: cat", GOOD_REGION])
     cfg = JudgeConfig(mode=JudgeMode.text, max_retries=3)
-    with caplog.at_level(logging.INFO, logger="srum.rewards.judge"):
+    with caplog.at_level(logging.DEBUG, logger="srum.rewards.judge"):
         [j] = SelfJudge(model, cfg, OFFICIAL_TEMPLATES).judge([_image()], [PROMPT], [[_region((0, 0, 32, 32))]])
     assert j.global_score == pytest.approx(0.7) and j.region_scores == [pytest.approx(-0.35)]
     assert j.parse_failures == 0

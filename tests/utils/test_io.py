@@ -51,3 +51,15 @@ def test_write_manifest(tmp_path):
     data = json.loads(path.read_text())
     assert path.name == "manifest.json"
     assert data["config"] == {"a": 1} and data["stage"] == "judge"
+
+
+def test_inside_refuses_names_that_leave_the_folder(tmp_path):
+    from srum.utils.io import inside
+
+    assert inside(tmp_path, "images/000001.png") == (tmp_path / "images" / "000001.png").resolve()
+    for bad in ("../secret", "/etc/passwd", "images/../../x"):
+        with pytest.raises(ValueError, match="points outside"):
+            inside(tmp_path, bad, "chunk_00000.json")
+    (tmp_path / "link").symlink_to("/etc")
+    with pytest.raises(ValueError, match="chunk_00000.json"):
+        inside(tmp_path, "link/passwd", "chunk_00000.json")

@@ -54,3 +54,12 @@ def test_world_registry_gives_shapes_hooks_and_no_world_for_files():
     renders = world.render_truth(["a red circle", "two blue squares"], [0, 1], 64)
     assert world.truth(renders, ["a red circle", "two blue squares"]).tolist() == [1.0, 1.0]
     assert world_for("/data/T2I-CompBench/examples/dataset") is None
+
+
+def test_oracle_judge_gives_its_reasons():
+    from srum.evaluation.judges.shapes import ShapesOracleJudge
+
+    (d,) = ShapesOracleJudge().judge([render(SCENE, 64)], [PROMPT], ["spatial"])
+    assert d["score"] == 1 / 3
+    assert [ok for _, ok in d["requirements"]] == [True, False, False]  # red circle; green square; the relation
+    assert d["requirements"][0][0].startswith("object: ") and len(d["seen"]) == 2
