@@ -46,8 +46,13 @@ def main() -> None:
     from srum.pipeline import run_srum
     from srum.utils.dist import init_distributed
 
-    with init_distributed(cfg.train.backend.value) as dist:
-        export = run_srum(cfg, dist)
+    try:
+        with init_distributed(cfg.train.backend.value) as dist:
+            export = run_srum(cfg, dist)
+    except KeyboardInterrupt:
+        if int(os.environ.get("RANK", "0")) == 0:
+            print(f"srum: interrupted — rerun the same command to resume from {cfg.output.dir}", file=sys.stderr)
+        sys.exit(130)
     if int(os.environ.get("RANK", "0")) == 0:
         print(f"final checkpoint: {export}")
 

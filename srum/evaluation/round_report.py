@@ -95,6 +95,7 @@ def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int =
             "body{font-family:sans-serif} .grid{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:400px;"
             "font-size:12px} img{margin-right:4px} .dropped{display:inline-block;width:190px;color:#999}</style>"
             f"</head><body><h1>{html.escape(round_dir.name)}</h1>{head}<p>Left: region boxes (green: score > 0, red: ≤ 0)."
-            " Right: training weights on the latent grid (red high, blue low or negative).</p>"
+            " Right: the reward map on the latent grid (red high, blue low; group-relative objectives train on"
+            " its signed advantages).</p>"
             f"<div class='grid'>{''.join(cells)}</div></body></html>")
     return atomic_write_text(round_dir / "report.html", page)
