@@ -250,3 +250,11 @@ def test_new_switches_reject_bad_values(overrides, key):
 def test_online_recipe_loads():
     cfg = load_config(Path(__file__).resolve().parents[1] / "recipes" / "shapes_online.yaml")
     assert cfg.objective.kind.value == "nft" and cfg.generate.images_per_prompt == 8 and cfg.eval.base
+
+
+def test_bagel_recipes_official_default_and_online_variant():
+    assert load().objective.kind.value == "official"  # the paper's pipeline stays the default at BAGEL scale
+    online = load_config(RECIPE.with_name("bagel_online.yaml"), REQUIRED)
+    assert online.objective.kind.value == "nft" and online.generate.images_per_prompt == 8
+    assert online.eval.num_timesteps == 50 and online.generate.num_timesteps < 50  # cheaper rollouts only
+    assert online.train.freeze_und  # the judge must not drift with the generator it judges
