@@ -17,7 +17,8 @@ from pathlib import Path
 
 import torch
 
-from srum.config import Constraint, GenerateSource, ObjectiveKind, RunConfig, config_to_dict, save_config
+from srum.config import (Constraint, GenerateSource, ObjectiveKind, RewardSource, RunConfig, config_to_dict,
+                         save_config)
 from srum.evaluation.benchmarks import PromptItem, load_prompt_source
 from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
 from srum.models.bagel.sampling import GuidanceParams
@@ -77,8 +78,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              + (" (ground-truth renders: the capacity reference, not SRUM)"
                 if cfg.generate.source == GenerateSource.world else ""),
              f"reward: source {cfg.reward.source.value}"
-             + (" (the world's exact judge: an upper bound, not self-rewarding)" if cfg.reward.source.value == "oracle"
-                else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
+             + (" (the world's exact judge: an upper bound, not self-rewarding)"
+                if cfg.reward.source == RewardSource.oracle else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
              f"objective: {cfg.objective.kind.value}"
              + ("" if cfg.objective.kind == ObjectiveKind.official else
                 f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "

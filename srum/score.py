@@ -14,7 +14,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-
 import torch
 from PIL import Image
 from safetensors.torch import save_file

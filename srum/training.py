@@ -98,6 +98,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
     start = engine.load(checkpoints)
     device = engine.module.device if hasattr(engine.module, "device") else torch.device("cpu")
     obj = cfg.objective
+    neutral_weight = 0.5 if obj.kind == ObjectiveKind.nft else 0.0  # below it a token is pushed away (nft: r < 1/2)
     metrics: dict[str, float] = {}
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="train",
                disable=not (cfg.log.progress and dist.is_main), dynamic_ncols=True)
@@ -127,7 +128,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
             grad_norm = engine.backward_and_step(loss)
         metrics = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}, "grad_norm": grad_norm,
                    "lr": engine.lr, "weight_mean": float(weights.mean()),
-                   "negative_weight_fraction": float((weights < (0.5 if obj.kind == ObjectiveKind.nft else 0)).float().mean())}
+                   "negative_weight_fraction": float((weights < neutral_weight).float().mean())}
         if dist.is_main and step % cfg.log.every == 0:
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             logger.info("stage=train step=%d %s", step, " ".join(f"{k}={v:.5g}" for k, v in metrics.items()))

@@ -72,7 +72,8 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
     import json
 
     runs = []
-    for p in _scores_paths(paths):
+    scores_paths = _scores_paths(paths)
+    for p in scores_paths:
         if not p.is_file():
             raise FileNotFoundError(f"--compare {p}: no scores.json there; pass evaluation folders or their scores.json")
         summary = json.loads(p.read_text())
@@ -80,7 +81,7 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
             summary["table"], summary["overall"] = composite_scores(summary["categories"])
         runs.append((_run_label(p.parent), summary))
     text = markdown_table(runs)
-    images = [p.parent / "images.json" for p in _scores_paths(paths)]
+    images = [p.parent / "images.json" for p in scores_paths]
     if len(runs) > 1 and all(f.is_file() for f in images):
         from srum.evaluation.bootstrap import paired_bootstrap
 

@@ -30,7 +30,8 @@ ScoredRegion = tuple[Support, float]
 NEUTRAL_BASE = 0.5  # official map value where no region beats it: w = (0 + 1)/2, a neutral score
 
 
-def _support_mask(support: Support, height: int, width: int, device: torch.device | str | None) -> torch.Tensor | None:
+def support_mask(support: Support, height: int, width: int,
+                 device: torch.device | str | None = None) -> torch.Tensor | None:
     """(H, W) bool tensor for a box or mask; None for an empty box (official skips those)."""
     if isinstance(support, (np.ndarray, torch.Tensor)) and support.ndim == 2:
         mask = torch.as_tensor(support, device=device)
@@ -62,7 +63,7 @@ def official_reward_map(height: int, width: int, regions: Sequence[ScoredRegion]
     """
     reward_map = torch.full((height, width), NEUTRAL_BASE, dtype=torch.float32, device=device)
     for support, score in regions:
-        mask = _support_mask(support, height, width, device)
+        mask = support_mask(support, height, width, device)
         if mask is None:
             continue
         w = (float(score) + 1.0) / 2.0
@@ -92,7 +93,7 @@ def signed_reward_map(height: int, width: int, regions: Sequence[ScoredRegion], 
     neg = torch.zeros(height, width, dtype=torch.float32, device=device)  # most negative covering score, else 0
     pos = torch.zeros(height, width, dtype=torch.float32, device=device)  # largest positive covering score, else 0
     for support, score in regions:
-        mask = _support_mask(support, height, width, device)
+        mask = support_mask(support, height, width, device)
         if mask is None:
             continue
         s = min(max(float(score), -1.0), 1.0)

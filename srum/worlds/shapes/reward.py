@@ -9,11 +9,11 @@ no parsed object (background: neutral, as the judge's scale says).
 
 from __future__ import annotations
 
-import numpy as np
 from PIL import Image
 
 from srum.rewards.judge import Judgement
 from srum.rewards.regions import Region
+from srum.rewards.reward_map import support_mask
 from srum.worlds.shapes import oracle
 from srum.worlds.shapes.grammar import parse_prompt
 
@@ -22,7 +22,10 @@ MIN_COVER = 0.3  # a region speaks for an object when it covers at least this sh
 
 def region_verdict(region: Region, objects: list[oracle.Detected], fits: list[bool], shape: tuple[int, int]) -> float:
     """+1 / −1 for the object the region covers most (by pixels), 0 when it covers none enough."""
-    support = region.mask if region.mask is not None else _box_mask(region.box_xyxy, shape)
+    mask = support_mask(region.mask if region.mask is not None else region.box_xyxy, *shape)
+    if mask is None:  # an empty box covers nothing
+        return 0.0
+    support = mask.numpy()
     best, best_cover = None, 0.0
     for k, o in enumerate(objects):
         cover = float((o.mask & support).sum()) / max(int(o.mask.sum()), 1)
@@ -50,9 +53,3 @@ class OracleScorer:
             out.append(Judgement(2.0 * explanation.score - 1.0, scores, list(regions), raw))
         return out
 
-
-def _box_mask(box: tuple[int, int, int, int], shape: tuple[int, int]) -> np.ndarray:
-    mask = np.zeros(shape, dtype=bool)
-    x1, y1, x2, y2 = box
-    mask[max(y1, 0):max(y2, 0), max(x1, 0):max(x2, 0)] = True
-    return mask
