@@ -47,6 +47,7 @@ from srum.evaluation.tiny_judges import make_tiny_judges
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device
 from srum.utils.dist import DistInfo, init_distributed
+from srum.utils.io import write_manifest
 from srum.utils.logging import setup_logging
 
 logger = logging.getLogger("launch.evaluate")
@@ -87,6 +88,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--self-judge", action="store_true", help="ShapesWorld: AUROC of the model judging its images")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--verbose", action="store_true", help="DEBUG lines and all third-party output")
     ap.add_argument("--procs", type=int, default=None,
                     help="processes to share the images over (default: one per GPU, else one per CPU core)")
     return ap.parse_args()
@@ -162,7 +164,7 @@ def rescore(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
-    setup_logging()
+    setup_logging(level="DEBUG" if args.verbose else "INFO")
     if args.compare:
         print(compare_scores(args.compare, args.out), end="")
         return
@@ -208,8 +210,9 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> None:
         extra["understanding"] = understanding_benchmark(model, [it.prompt for it in items], seed=args.seed)
     summary = write_scores(args.out, args.benchmark, args.split, str(args.checkpoint), records, extra)
     write_report(args.out, summary, records)
-    logger.info("overall=%.4f categories=%s", summary["overall"],
-                {k: round(v, 4) for k, v in summary["categories"].items()})
+    write_manifest(args.out, {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+                   extra={"stage": "eval", "overall": summary["overall"], "n_images": summary["n_images"]})
+    logger.info("overall=%.4f %s", summary["overall"], " ".join(f"{k}={v:.4f}" for k, v in summary["categories"].items()))
 
 
 if __name__ == "__main__":

@@ -329,6 +329,8 @@ class TrainConfig:
     seed: int = 4396  # per-rank seed = seed * world_size + rank
     data_seed: int = 42
     save_every: int = 100  # steps between resume checkpoints; 0 = only at the end of a round
+    max_bad_steps: int = 3  # steps with a non-finite or exploding grad norm tolerated before the run stops
+    explode_factor: float = 100.0  # a grad norm above this × the median of recent good steps is a bad step
 
     def __post_init__(self) -> None:
         if self.zero_stage not in (2, 3):
@@ -345,7 +347,8 @@ class TrainConfig:
         if self.epochs is not None:
             _check_positive("train.epochs", self.epochs)
         self.betas = _check_pair("train.betas", self.betas, 0.0, 1.0)
-        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "image_stride"):
+        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "image_stride", "max_bad_steps",
+                    "explode_factor"):
             _check_positive(f"train.{key}", getattr(self, key))
         for key in ("warmup_steps", "weight_decay", "grad_clip", "num_workers", "save_every", "lora_rank"):
             _check_positive(f"train.{key}", getattr(self, key), allow_zero=True)
@@ -564,3 +567,9 @@ def check_paths(cfg: RunConfig) -> None:
     for key, value in checks:
         if value is not None and value != "shapes" and not Path(value).exists():  # "shapes": generated splits
             raise FileNotFoundError(f"{key}={value!r} does not exist: point {key} at an existing path")
+    from srum.models.registry import check_model_folder
+
+    try:
+        check_model_folder(cfg.model)
+    except FileNotFoundError as e:
+        raise FileNotFoundError(f"model.path={cfg.model.path!r}: {e}") from None

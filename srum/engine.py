@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 
+from srum import safe_checkpoint
 from srum.config import TrainConfig
 from srum.utils.dist import DistInfo
 
@@ -55,6 +56,16 @@ def deepspeed_config(cfg: TrainConfig, world_size: int, dtype: torch.dtype) -> d
     }
 
 
+def without_shm_comm() -> None:
+    """Keep DeepSpeed's CPU shared-memory all-reduce unbuilt: only its inference all-reduce uses it (ZeRO training
+    goes through torch.distributed), and building it JIT-compiles C++, prints a line per rank and leaves two 66 MB
+    `deepspeed_allreduce_buffer_*` files in /dev/shm after every run, clean exits included."""
+    import importlib
+
+    # importlib: `import deepspeed.comm.torch as m` binds the package attribute `torch`, i.e. torch itself
+    importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
+
+
 def frozen_reference(model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, dtype: torch.dtype):
     """A frozen copy for the `kl` constraint: sharded by a ZeRO-3 inference engine (no optimizer) under
     stage 3, so it costs each rank 1/world of its size; a plain module under stage 2."""
@@ -63,6 +74,7 @@ def frozen_reference(model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, d
         return model
     import deepspeed
 
+    without_shm_comm()
     config = {k: v for k, v in deepspeed_config(cfg, dist.world_size, dtype).items()
               if k not in ("optimizer", "scheduler", "gradient_clipping")}
     engine, *_ = deepspeed.initialize(model=model, config=config)
@@ -93,9 +105,11 @@ class TrainEngine:
             params = add_lora(model, cfg.lora_rank, cfg.lora_alpha)
         else:
             params = set_trainable(model, cfg.freeze_und)
+        without_shm_comm()
         n_train = sum(p.numel() for p in params)
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,
                                                     config=deepspeed_config(cfg, dist.world_size, dtype))
+        safe_checkpoint.install(self.engine)
         logger.info("engine zero_stage=%d world=%d trainable_params=%d dtype=%s", cfg.zero_stage, dist.world_size,
                     n_train, dtype)
 
@@ -114,24 +128,41 @@ class TrainEngine:
     def lr(self) -> float:
         return self.engine.get_lr()[0]
 
-    def save(self, folder: Path, step: int, keep: int | None = None) -> None:
-        """A resume checkpoint (DeepSpeed's own format: its optimizer and RNG state are part of it); with `keep`,
-        older ones beyond the newest `keep` are deleted once every rank has written this one."""
-        self.engine.save_checkpoint(str(folder), tag=f"step{step:07d}", client_state={"step": step})
+    @property
+    def skipped_steps(self) -> int:
+        """Optimiser steps DeepSpeed skipped because the gradients overflowed (inf/NaN)."""
+        return int(self.engine.skipped_steps)
+
+    def save(self, folder: Path, step: int, keep: int | None = None, metrics: dict[str, float] | None = None) -> None:
+        """A resume checkpoint (DeepSpeed's own format: its optimizer and RNG state are part of it, and the step's
+        metrics, so a resume that finds training done still reports them); with `keep`, older ones beyond the
+        newest `keep` are deleted once every rank has written this one."""
+        self.engine.save_checkpoint(str(folder), tag=f"step{step:07d}",
+                                    client_state={"step": step, "metrics": dict(metrics or {})})
         if keep is not None:
             self.dist.barrier()
             if self.dist.is_main:
                 prune_checkpoints(folder, keep)
             self.dist.barrier()
 
-    def load(self, folder: Path) -> int:
-        """Resume from the latest checkpoint in `folder`; returns its step (0 when there is none)."""
+    def load(self, folder: Path) -> tuple[int, dict[str, float]]:
+        """Resume from the latest checkpoint in `folder`: (its step, its metrics); (0, {}) when there is none.
+        Files are read with srum.safe_checkpoint's loader, which refuses anything but tensors and plain data."""
         if not (folder / "latest").is_file():
-            return 0
+            return 0, {}
         _, client = self.engine.load_checkpoint(str(folder))
         step = int(client["step"])
-        logger.info("resumed checkpoint=%s step=%d", folder, step)
-        return step
+        logger.debug("resumed checkpoint=%s step=%d", folder, step)
+        return step, dict(client.get("metrics", {}))
+
+    def point_latest(self, folder: Path, tag: str | None) -> None:
+        """Make `tag` the checkpoint a resume loads (None: no checkpoint, start from step 0)."""
+        from srum.utils.io import atomic_write_text
+
+        if tag is None:
+            (folder / "latest").unlink(missing_ok=True)
+        else:
+            atomic_write_text(folder / "latest", tag)
 
     def full_state_dict(self) -> dict[str, torch.Tensor]:
         """Every parameter and buffer, whole, on CPU (gathered from the ZeRO-3 shards when needed), under the

@@ -24,6 +24,7 @@ from srum.evaluation.benchmarks import PromptItem
 from srum.models.interface import SampledImages, UnifiedModel
 from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_path, atomic_write_json, inside
+from srum.utils.logging import log_resume
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,7 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
     """Draw every unfinished chunk of this rank; returns how many chunks it drew."""
     jobs = jobs_of(items, cfg.images_per_prompt, cfg.seed)
     todo = [k for k in chunk_ids(len(jobs), cfg.batch_size, dist) if not (out / f"chunk_{k:05d}.json").is_file()]
+    log_resume("generate", len(list(out.glob("chunk_*.json"))), -(-len(jobs) // cfg.batch_size), "chunks")
     (out / "images").mkdir(parents=True, exist_ok=True)
     for k in tqdm(todo, desc="generate", disable=not (progress and dist.is_main), dynamic_ncols=True):
         chunk = jobs[k * cfg.batch_size:(k + 1) * cfg.batch_size]

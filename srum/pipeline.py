@@ -24,7 +24,7 @@ from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_ge
 from srum.models.bagel.sampling import GuidanceParams
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
-from srum.utils.dist import DistInfo, all_gather_objects
+from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_write_json, write_manifest
 from srum.worlds.registry import world_for
 
@@ -103,7 +103,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     from srum.evaluation.round_report import write_round_report
     from srum.rewards.regions import build_proposer
     from srum.rewards.sources import build_scorer
-    from srum.score import score_stage
+    from srum.score import score_stage, score_totals
     from srum.training import load_training_samples, objective_weights, train_round
 
     run_dir = Path(cfg.output.dir)
@@ -150,12 +150,12 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
 
         device = rank_device(cfg.model.device, dist.local_rank)
         dtype = resolve_dtype(cfg.model.dtype, device)
-        stats = score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions, device, dtype), cfg.reward,
-                            rd / "generate", rd / "score", grid, dist, cfg.log.progress,
-                            truth=world.truth if world is not None else None)
-        totals = _sum_stats(all_gather_objects(stats, dist))
+        score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions, device, dtype), cfg.reward,
+                    rd / "generate", rd / "score", grid, dist, cfg.log.progress,
+                    truth=world.truth if world is not None else None)
         dist.barrier()
         truth = _round_truth(rd / "score", run_dir, r, writer) if dist.is_main else {}
+        totals = score_totals(rd / "score") if dist.is_main else {}
         _stage_manifest(cfg, rd / "score", dist, round=r, **totals, reward_truth=truth)
         if writer is not None:
             writer.add_scalar("reward/global_mean", totals["global_sum"] / max(totals["images"], 1), r)
@@ -183,8 +183,10 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
 
             save_bagel(export, unified.model, unified.vae, unified.tokenizer, unified.guidance, state_dict=state)
             write_round_report(rd, grid, truth=truth)  # before DONE.json: a finished round has its report
+            seconds = round(time.monotonic() - started, 1)
+            write_manifest(export, config_to_dict(cfg), extra={"stage": "export", "round": r, "seconds": seconds})
             atomic_write_json(export / "DONE.json", {"round": r, "samples": len(samples), "final_metrics": metrics,
-                                                     "seconds": round(time.monotonic() - started, 1)})
+                                                     "seconds": seconds})
         dist.barrier()
         _stage_manifest(cfg, rd / "checkpoints", dist, round=r, samples=len(samples), **metrics)
         del engine, unified, reference, state
@@ -277,12 +279,11 @@ def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo) -> d
         return {}
     summary = write_scores(out, cfg.eval.prompts, "val", str(export), records)
     write_report(out, summary, records)
-    logger.info("stage=eval overall=%.4f categories=%s", summary["overall"], summary["categories"])
+    write_manifest(out, config_to_dict(cfg), extra={"stage": "eval", "checkpoint": str(export),
+                                                    "overall": summary["overall"], "n_images": summary["n_images"]})
+    logger.info("stage=eval overall=%.4f %s", summary["overall"],
+                " ".join(f"{k}={v:.4f}" for k, v in summary["categories"].items()))
     return summary
-
-
-def _sum_stats(per_rank: list[dict]) -> dict:
-    return {k: sum(d[k] for d in per_rank) for k in per_rank[0]}
 
 
 def _stage_manifest(cfg: RunConfig, folder: Path, dist: DistInfo, **extra) -> None:

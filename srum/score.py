@@ -24,7 +24,9 @@ from srum.rewards.regions import RegionProposer
 from srum.rewards.reward_map import build_reward_map
 from srum.rewards.sources import Scorer
 from srum.utils.dist import DistInfo
+from srum.utils.artifacts import read_image, read_json
 from srum.utils.io import atomic_path, atomic_write_json, inside
+from srum.utils.logging import log_resume
 
 logger = logging.getLogger(__name__)
 
@@ -42,10 +44,12 @@ def score_stage(judge: Scorer, proposer: RegionProposer, reward_cfg: RewardConfi
     chunks = sorted(generated.glob("chunk_*.json"))
     mine = [c for c in chunks if int(c.stem.split("_")[1]) % dist.world_size == dist.rank]
     todo = [c for c in mine if not (out / "judge" / c.name).is_file()]
+    log_resume("judge", sum((out / "judge" / c.name).is_file() for c in chunks), len(chunks), "chunks")
     stats = {"images": 0, "kept": 0, "parse_failures": 0, "global_sum": 0.0, "regions": 0}
     for chunk in tqdm(todo, desc="judge", disable=not (progress and dist.is_main), dynamic_ncols=True):
-        records = json.loads(chunk.read_text())
-        images = [Image.open(inside(generated, r["file"], chunk)).convert("RGB") for r in records]
+        redo = f"delete {chunk} and rerun the same command: the generate stage redoes that chunk"
+        records = read_json(chunk, redo)
+        images = [read_image(inside(generated, r["file"], chunk), redo) for r in records]
         regions = proposer.propose(images)
         judgements = judge.judge(images, [r["prompt"] for r in records], regions)
         truths = truth(images, [r["prompt"] for r in records]).tolist() if truth else [None] * len(records)
@@ -72,3 +76,12 @@ def score_stage(judge: Scorer, proposer: RegionProposer, reward_cfg: RewardConfi
                 dist.rank, stats["images"], stats["kept"], stats["parse_failures"], stats["regions"],
                 stats["global_sum"] / max(stats["images"], 1))
     return stats
+
+
+def score_totals(scored: Path) -> dict[str, float]:
+    """Counts over every judged chunk in `scored` (all ranks, all invocations): what the stage's manifest records."""
+    rows = [row for f in sorted((scored / "judge").glob("chunk_*.json")) for row in json.loads(f.read_text())]
+    return {"images": len(rows), "kept": sum(bool(r["kept"]) for r in rows),
+            "parse_failures": sum(r["parse_failures"] for r in rows),
+            "global_sum": sum(r["global_score"] or 0.0 for r in rows),
+            "regions": sum(len(r["boxes"]) for r in rows)}

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
 from tqdm import tqdm
 
 from srum import flow
 from srum.config import ObjectiveConfig, ObjectiveKind, RunConfig
+from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
 from srum.engine import TrainEngine
 from srum.objectives import srum_loss
 from srum.rewards.advantage import group_advantages, optimality
+from srum.utils.artifacts import DamagedArtifact, check_range, read_json, read_tensors
 from srum.utils.dist import DistInfo
+from srum.utils.logging import log_resume
 
 logger = logging.getLogger(__name__)
 
@@ -48,20 +50,30 @@ def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[
 
 
 def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> list[TrainSample]:
-    """Every kept (image, reward map) pair of a round, in job order (identical on every rank)."""
+    """Every kept (image, reward map) pair of a round, in job order (identical on every rank). Each file is checked
+    as it is read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a damaged one
+    stops the run naming the files to delete so the stages that wrote them redo that chunk."""
     samples = []
     for chunk in sorted(generated.glob("chunk_*.json")):
-        records = json.loads(chunk.read_text())
-        latents = load_file(str(chunk.with_suffix(".safetensors")))["latents"]
-        reward_file = scored / "reward" / f"{chunk.stem}.safetensors"
+        judged, reward_file = scored / "judge" / chunk.name, scored / "reward" / f"{chunk.stem}.safetensors"
+        redo_judge = f"delete {judged} and {reward_file} and rerun the same command: the judge stage redoes them"
+        redo_all = (f"delete {chunk}, {chunk.with_suffix('.safetensors')}, {judged} and {reward_file} and rerun "
+                    "the same command: generate and judge redo that chunk")
+        records = read_json(chunk, redo_all)
+        latents = read_tensors(chunk.with_suffix(".safetensors"), redo_all)["latents"]
         if not reward_file.is_file():
-            raise FileNotFoundError(f"{reward_file} missing: the judge stage did not finish for {chunk.name}")
-        maps = load_file(str(reward_file))
+            raise FileNotFoundError(f"{reward_file} missing: the judge stage did not finish for {chunk.name}; "
+                                    f"{redo_judge}")
+        maps = read_tensors(reward_file, redo_judge)
         tokens = latents_to_tokens(latents)
         for n, r in enumerate(records):
-            if str(r["job"]) in maps:
-                samples.append(TrainSample(r["job"], r["prompt"], tokens[n], maps[str(r["job"])],
-                                           (r["category"], r["index"])))
+            key = str(r["job"])
+            if key in maps:
+                check_range(reward_file, key, maps[key], -1.0 - 1e-4, 1.0 + 1e-4, redo_judge)
+                if maps[key].shape != tokens[n].shape[:1]:
+                    raise DamagedArtifact(f"{reward_file}: {key!r} has shape {tuple(maps[key].shape)}, expected "
+                                          f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
+                samples.append(TrainSample(r["job"], r["prompt"], tokens[n], maps[key], (r["category"], r["index"])))
     return sorted(samples, key=lambda s: s.job)
 
 
@@ -91,15 +103,22 @@ def _epoch_order(n: int, seed: int) -> tuple[int, ...]:
 
 def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tuple[int, int], cfg: RunConfig,
                 checkpoints: Path, dist: DistInfo, reference=None, writer=None) -> dict[str, float]:
-    """Train on `samples` for the configured steps, resuming from `checkpoints`; returns the last metrics."""
+    """Train on `samples` for the configured steps, resuming from `checkpoints`; returns the last metrics.
+
+    A checkpoint is saved every `train.save_every` steps and after the last one (so `latest` is the final step).
+    Raises TrainingDiverged (srum.divergence) after too many bad steps or at a non-finite loss, with `latest`
+    pointed back at the newest checkpoint saved before the first bad step (removed when there is none).
+    """
     if not samples:
         raise ValueError("no training samples: every image was dropped by the reward rules (see the judge log)")
     steps = total_steps(cfg, len(samples), dist.world_size)
-    start = engine.load(checkpoints)
+    start, metrics = engine.load(checkpoints)
+    log_resume("train", start, steps, "steps")
     device = engine.module.device if hasattr(engine.module, "device") else torch.device("cpu")
     obj = cfg.objective
     neutral_weight = 0.5 if obj.kind == ObjectiveKind.nft else 0.0  # below it a token is pushed away (nft: r < 1/2)
-    metrics: dict[str, float] = {}
+    guard = DivergenceGuard(cfg.train.max_bad_steps, cfg.train.explode_factor)
+    finite = {"weights": True, "inputs": True}  # over the bad steps' batches, for the stop message
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="train",
                disable=not (cfg.log.progress and dist.is_main), dynamic_ncols=True)
     for step in bar:
@@ -121,20 +140,42 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                 with torch.no_grad():
                     v_ref = reference.velocity(prompts, x_t, t.to(device), grid)
             loss, parts = srum_loss(v, target, weights, obj, v_ref=v_ref)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(
-                    f"non-finite loss at step {step} ({ {k: float(v) for k, v in parts.items()} }); the last "
-                    f"checkpoint in {checkpoints} is intact: lower train.lr and rerun the same command to resume")
+            # A non-finite loss is not raised here, on one rank: its NaN gradients make DeepSpeed's (global) grad
+            # norm non-finite on every rank alike, and the guard below stops all of them at the same step.
             grad_norm = engine.backward_and_step(loss)
+        try:
+            if guard.check(step, grad_norm):
+                finite["weights"] &= bool(torch.isfinite(weights).all())
+                finite["inputs"] &= bool(torch.isfinite(x0).all())
+                logger.warning("stage=train step=%d bad_step grad_norm=%.3g loss=%.3g (%d of train.max_bad_steps=%d)",
+                               step, grad_norm, float(loss.detach()), len(guard.bad), cfg.train.max_bad_steps)
+        except TrainingDiverged as e:
+            _stop(str(e), guard.first_bad_step, finite, engine, checkpoints, dist)
         metrics = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}, "grad_norm": grad_norm,
                    "lr": engine.lr, "weight_mean": float(weights.mean()),
-                   "negative_weight_fraction": float((weights < neutral_weight).float().mean())}
+                   "negative_weight_fraction": float((weights < neutral_weight).float().mean()),
+                   "skipped_steps": float(engine.skipped_steps)}
         if dist.is_main and step % cfg.log.every == 0:
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             logger.info("stage=train step=%d %s", step, " ".join(f"{k}={v:.5g}" for k, v in metrics.items()))
             if writer is not None:
                 for k, v in metrics.items():
                     writer.add_scalar(f"train/{k}", v, step)
-        if cfg.train.save_every and (step + 1) % cfg.train.save_every == 0 and step + 1 < steps:
-            engine.save(checkpoints, step + 1, keep=cfg.output.keep_checkpoints)
+        if step + 1 == steps or (cfg.train.save_every and (step + 1) % cfg.train.save_every == 0):
+            engine.save(checkpoints, step + 1, keep=cfg.output.keep_checkpoints, metrics=metrics)
     return metrics
+
+
+def _stop(what: str, first_bad: int, finite: dict[str, bool], engine: TrainEngine, checkpoints: Path,
+          dist: DistInfo) -> None:
+    """Point `latest` at the last checkpoint before `first_bad` (every rank agrees first), then raise."""
+    good = good_checkpoint(checkpoints, first_bad)
+    dist.barrier()
+    if dist.is_main:
+        engine.point_latest(checkpoints, good)
+    dist.barrier()
+    where = (f"latest now points at {checkpoints / good} (saved before the first bad step)" if good else
+             f"no checkpoint predates the first bad step, so {checkpoints} will restart from step 0")
+    raise TrainingDiverged(f"training diverged: {what}; likely cause: "
+                           f"{likely_cause(finite['weights'], finite['inputs'], engine.lr)}; {where}; "
+                           "fix the cause and rerun the same command")

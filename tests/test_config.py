@@ -221,7 +221,15 @@ def test_check_paths_names_key_and_path(tmp_path):
     sam = tmp_path / "sam"
     sam.mkdir()
     cfg = load(f"model.path={tmp_path}", f"generate.prompts={tmp_path}", f"regions.sam_path={sam}", "eval.prompts=null")
+    with pytest.raises(FileNotFoundError, match="has neither llm_config.json .* nor config.json"):
+        check_paths(cfg)  # a folder that exists but holds no model
+    shipped = Path(__file__).resolve().parents[1] / "checkpoints" / "shapes-tiny"
+    cfg = load(f"model.path={shipped}", f"generate.prompts={tmp_path}", f"regions.sam_path={sam}", "eval.prompts=null")
     check_paths(cfg)  # everything exists; eval.judge_path is not needed with evaluation off
+    (tmp_path / "config.json").write_text("{}")
+    cfg = load(f"model.path={tmp_path}", f"generate.prompts={tmp_path}", f"regions.sam_path={sam}", "eval.prompts=null")
+    with pytest.raises(FileNotFoundError, match="model.safetensors not found"):
+        check_paths(cfg)
 
 
 # ---- reward sources, objectives, online rounds --------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib
 
-# name → "module:Class" of a class with `from_pretrained(path, dtype=, device=, **kwargs)`
+# name → "module:Class" of a class with `from_pretrained(path, dtype=, device=, **kwargs)` and `check_folder(path)`
 BACKENDS: dict[str, str] = {"bagel": "srum.models.bagel.unified:BagelUnified"}
 
 
@@ -22,3 +22,8 @@ def load_unified_model(model_cfg, **kwargs):
     device = resolve_device(model_cfg.device)
     return backend_class(model_cfg.backend).from_pretrained(
         model_cfg.path, dtype=resolve_dtype(model_cfg.dtype, device), device=device, **kwargs)
+
+
+def check_model_folder(model_cfg) -> None:
+    """FileNotFoundError naming what the configured backend's folder lacks; nothing is loaded."""
+    backend_class(model_cfg.backend).check_folder(model_cfg.path)

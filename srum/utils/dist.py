@@ -60,6 +60,8 @@ def init_distributed(backend: str = "auto", timeout_minutes: int = 60) -> Iterat
     tdist.init_process_group(backend=chosen, timeout=datetime.timedelta(minutes=timeout_minutes))
     try:
         yield DistInfo(rank, world, local_rank, chosen)
+        if world > 1:  # nobody tears down while a peer still works: gloo aborts a rank whose peer closed its sockets
+            tdist.barrier()
     finally:
         tdist.destroy_process_group()
 

@@ -1,9 +1,10 @@
 """A few SRUM training steps of a tiny random BAGEL under DeepSpeed, for the 2-rank integration tests.
 
-    deepspeed --num_gpus 2 tests/integration/ds_train.py OUT_DIR ZERO_STAGE STEPS [CRASH_AT_STEP]
+    deepspeed --num_gpus 2 tests/integration/ds_train.py OUT_DIR ZERO_STAGE STEPS [CRASH_AT_STEP] [key=value ...]
 
 Writes OUT_DIR/losses.json (rank 0's per-step metrics) and OUT_DIR/final.safetensors (gathered weights).
-With CRASH_AT_STEP the process dies right after logging that step, as a kill would (resume test).
+With CRASH_AT_STEP the process dies right after logging that step, as a kill would (resume test); key=value
+arguments override the config (fault tests: e.g. train.lr=1e6).
 """
 
 from __future__ import annotations
@@ -44,13 +45,15 @@ class Recorder:
 
 def main() -> None:
     args = [a for a in sys.argv[1:] if not a.startswith("--local_rank")]  # appended by the deepspeed launcher
+    overrides = [a for a in args if "=" in a]
+    args = [a for a in args if "=" not in a]
     out, stage, steps = Path(args[0]), int(args[1]), int(args[2])
     crash_at = int(args[3]) if len(args) > 3 else None
     cfg = load_config(None, ["model.path=unused", "generate.prompts=shapes", "regions.proposer=components",
                              f"train.zero_stage={stage}", f"train.max_steps={steps}", "train.micro_batch_size=2",
                              "train.backend=gloo", "train.dtype=float32", "train.save_every=2", "train.lr=1e-3",
                              "train.warmup_steps=1", "train.freeze_und=true", "log.every=1", "log.progress=false",
-                             "objective.constraint=anchor", "objective.anchor_weight=0.5"])
+                             "objective.constraint=anchor", "objective.anchor_weight=0.5", *overrides])
     torch.manual_seed(0)
     config = BagelConfig.tiny()
     model, vae = Bagel(config), BagelVAE(config.vae_config)

@@ -34,7 +34,7 @@ def test_two_variant_ablation(tmp_path):
            "train.max_steps=2", "train.save_every=0", "eval.limit_per_category=1", "log.progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
-    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-12000:]
     table = (tmp_path / "ablate" / "ablation.md").read_text().splitlines()
     assert [row.split(" | ")[0] for row in table[2:]] == ["| base", "| srum", "| self_distill"]
     # Every run evaluated with both seeds: the round's own evaluation (seed 0) and one more (seed 1).

@@ -47,6 +47,15 @@ class BagelUnified:
     # Training forwards go through this callable when set (the DeepSpeed engine wrapping `model`).
     forward_module: Callable | None = None
 
+    @staticmethod
+    def check_folder(folder: str | Path) -> None:
+        """Raise FileNotFoundError naming the file a loadable folder lacks (before anything is loaded)."""
+        from srum.models.bagel.weights import check_bagel_folder
+
+        check_bagel_folder(Path(folder))
+        if not (Path(folder) / "tokenizer.json").is_file():
+            raise FileNotFoundError(f"{folder} has no tokenizer.json; BagelUnified needs one to read prompts")
+
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
                         device: torch.device | str = "cpu", **kwargs) -> BagelUnified:

@@ -82,6 +82,22 @@ def _require(path: Path, what: str) -> Path:
     return path
 
 
+def check_bagel_folder(folder: Path) -> tuple[Path, Path]:
+    """The weights and VAE files of a BAGEL folder (either layout); FileNotFoundError names what is missing."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"BAGEL checkpoint folder {folder} does not exist")
+    if (folder / "llm_config.json").is_file():
+        weights = _require(folder / "ema.safetensors", "the official release keeps the BAGEL weights in ema.safetensors")
+        vae_file = _require(folder / "ae.safetensors", "the official release keeps the FLUX VAE in ae.safetensors")
+        _require(folder / "vit_config.json", "the official release describes its ViT in vit_config.json")
+        return weights, vae_file
+    if (folder / "config.json").is_file():
+        return (_require(folder / "model.safetensors", "expected the BAGEL weights beside config.json"),
+                _require(folder / "vae.safetensors", "expected the VAE weights beside config.json"))
+    raise FileNotFoundError(
+        f"{folder} has neither llm_config.json (official BAGEL release) nor config.json (srum checkpoint)")
+
+
 def load_bagel(
     folder: str | Path,
     dtype: torch.dtype = torch.float32,
@@ -90,20 +106,11 @@ def load_bagel(
 ) -> BagelCheckpoint:
     """Load a BAGEL checkpoint folder (either layout) strictly onto `device` in `dtype`."""
     folder = Path(folder)
-    if not folder.is_dir():
-        raise FileNotFoundError(f"BAGEL checkpoint folder {folder} does not exist")
+    weights, vae_file = check_bagel_folder(folder)
     if (folder / "llm_config.json").is_file():
-        weights = _require(folder / "ema.safetensors", "the official release keeps the BAGEL weights in ema.safetensors")
-        vae_file = _require(folder / "ae.safetensors", "the official release keeps the FLUX VAE in ae.safetensors")
-        _require(folder / "vit_config.json", "the official release describes its ViT in vit_config.json")
         config = BagelConfig.from_official(folder, vae_params_from_official_state(load_file(str(vae_file))))
-    elif (folder / "config.json").is_file():
-        config = BagelConfig.load(folder / "config.json")
-        weights = _require(folder / "model.safetensors", "expected the BAGEL weights beside config.json")
-        vae_file = _require(folder / "vae.safetensors", "expected the VAE weights beside config.json")
     else:
-        raise FileNotFoundError(
-            f"{folder} has neither llm_config.json (official BAGEL release) nor config.json (srum checkpoint)")
+        config = BagelConfig.load(folder / "config.json")
 
     with torch.device("meta"):
         model = Bagel(config)

@@ -56,7 +56,7 @@ def make_splits(seed: int = 0, sizes: dict[str, int] | None = None) -> dict[str,
         out[category] = {"train": seen_pool[n_val:], "val": seen_pool[:n_val], "test": held_pool}
         for split, prompts in out[category].items():
             if len(prompts) < sizes[split]:
-                logger.info("category=%s split=%s prompts=%d asked=%d reason=few_distinct_prompts",
+                logger.debug("category=%s split=%s prompts=%d asked=%d reason=few_distinct_prompts",
                                category, split, len(prompts), sizes[split])
     return out
 

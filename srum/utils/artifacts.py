@@ -1,0 +1,58 @@
+"""Reading what earlier stages wrote, checked: a damaged file stops the run with one line naming it, what is wrong
+and how to fix it, instead of a library traceback (or, worse, a model trained on garbage).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+REDO = "delete it and rerun the same command: the stage that wrote it redoes that part"
+
+
+class DamagedArtifact(RuntimeError):
+    """A run-folder file that cannot be read, or holds values no stage of ours writes."""
+
+
+def read_json(path: Path, fix: str = REDO) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedArtifact(f"{path}: unreadable JSON ({_first_line(e)}); {fix}") from None
+
+
+def read_tensors(path: Path, fix: str = REDO) -> dict[str, torch.Tensor]:
+    """A safetensors file's tensors, each finite."""
+    try:
+        tensors = load_file(str(path))
+    except Exception as e:  # safetensors raises its own SafetensorError (and OSError) for a damaged file
+        raise DamagedArtifact(f"{path}: unreadable safetensors ({_first_line(e)}); {fix}") from None
+    for key, t in tensors.items():
+        if t.is_floating_point() and not bool(torch.isfinite(t).all()):
+            raise DamagedArtifact(f"{path}: tensor {key!r} has non-finite values; {fix}")
+    return tensors
+
+
+def check_range(path: Path, key: str, t: torch.Tensor, low: float, high: float, fix: str = REDO) -> None:
+    if t.numel() and (float(t.min()) < low or float(t.max()) > high):
+        raise DamagedArtifact(f"{path}: {key!r} has values in [{float(t.min()):.4g}, {float(t.max()):.4g}], "
+                              f"outside [{low:g}, {high:g}]; {fix}")
+
+
+def read_image(path: Path, fix: str = REDO) -> Image.Image:
+    """The whole image decoded now (PIL decodes lazily, so a truncated PNG would fail later, elsewhere), as RGB."""
+    try:
+        with Image.open(path) as image:
+            return image.convert("RGB")
+    except (OSError, SyntaxError, ValueError) as e:
+        raise DamagedArtifact(f"{path}: unreadable image ({_first_line(e)}); {fix}") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
