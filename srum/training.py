@@ -69,7 +69,7 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> l
         for n, r in enumerate(records):
             key = str(r["job"])
             if key in maps:
-                check_range(reward_file, key, maps[key], -1.0 - 1e-4, 1.0 + 1e-4, redo_judge)
+                check_range(reward_file, key, maps[key], -1.0, 1.0, redo_judge)
                 if maps[key].shape != tokens[n].shape[:1]:
                     raise DamagedArtifact(f"{reward_file}: {key!r} has shape {tuple(maps[key].shape)}, expected "
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")

@@ -38,8 +38,10 @@ def read_tensors(path: Path, fix: str = REDO) -> dict[str, torch.Tensor]:
     return tensors
 
 
-def check_range(path: Path, key: str, t: torch.Tensor, low: float, high: float, fix: str = REDO) -> None:
-    if t.numel() and (float(t.min()) < low or float(t.max()) > high):
+def check_range(path: Path, key: str, t: torch.Tensor, low: float, high: float, fix: str = REDO,
+                tol: float = 1e-4) -> None:
+    """DamagedArtifact unless every value of `t` lies in [low, high] (± `tol` for float rounding)."""
+    if t.numel() and (float(t.min()) < low - tol or float(t.max()) > high + tol):
         raise DamagedArtifact(f"{path}: {key!r} has values in [{float(t.min()):.4g}, {float(t.max()):.4g}], "
                               f"outside [{low:g}, {high:g}]; {fix}")
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
@@ -77,6 +77,11 @@ def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
     assert len(judged) == 32 and all(-1 <= row["global_score"] <= 1 for row in judged)
     scores = json.loads((r1 / "eval" / "scores.json").read_text())
     assert scores["n_images"] == 8
+    for stage in ("export", "eval"):
+        assert json.loads((r1 / stage / "manifest.json").read_text())["stage"] == stage
+    assert (r1 / "checkpoints" / "latest").read_text().strip() == "step0000030"  # the final step is the latest
+    for noise in ("built successfully", "is deprecated", "Attempting to get learning rate"):  # ranks' third-party
+        assert noise not in done.stderr + done.stdout, noise  # lines, filtered (the launcher's own are not ours)
 
     # The same run killed (SIGKILL, whole process group) once training has written a checkpoint, then rerun.
     b = tmp_path / "b"
@@ -119,3 +124,25 @@ def test_two_online_rounds_resume_after_kill_in_round_two(checkpoint, tmp_path):
     wb = load_file(str(b / "round2" / "export" / "model.safetensors"))
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+def test_damaged_reward_file_stops_with_one_line(checkpoint, tmp_path):
+    """A reward map value no judge writes (1000) in a valid file: the rerun stops before training, in one line
+    naming the file and the fix, instead of training a worse model and exiting 0."""
+    a = tmp_path / "a"
+    done = run(command(checkpoint, a, 29617) + ["train.max_steps=2", "eval.prompts=null"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    reward = a / "round1" / "score" / "reward" / "chunk_00000.safetensors"
+    maps = load_file(str(reward))
+    key = sorted(maps)[0]
+    maps[key][0] = 1000.0
+    save_file(maps, str(reward))
+    for folder in ("export", "checkpoints"):
+        shutil.rmtree(a / "round1" / folder)
+    again = run(command(checkpoint, a, 29618) + ["train.max_steps=2", "eval.prompts=null"])
+    assert again.returncode != 0
+    lines = [ln for ln in again.stderr.splitlines() if ln.startswith("srum: rank 0:")]
+    assert len(lines) == 1, again.stderr[-3000:]
+    assert f"{reward}: '{key}' has values in" in lines[0] and "outside [-1, 1]" in lines[0], lines[0]
+    assert "Traceback" not in again.stderr
+    assert (a / "errors" / "rank0.log").read_text().startswith("Traceback")  # kept for whoever debugs it
