@@ -79,7 +79,7 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
         summary = json.loads(p.read_text())
         if "table" not in summary:  # written before tables existed
             summary["table"], summary["overall"] = composite_scores(summary["categories"])
-        runs.append((_run_label(p.parent), summary))
+        runs.append((run_label(p.parent), summary))
     text = markdown_table(runs)
     images = [p.parent / "images.json" for p in scores_paths]
     if len(runs) > 1 and all(f.is_file() for f in images):
@@ -96,9 +96,10 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
     return text
 
 
-def _run_label(folder: Path) -> str:
-    """An evaluation folder's name, with its run and round where the folder is a round's `eval`."""
-    if folder.name == "eval" and folder.parent.name.startswith("round"):
+def run_label(folder: str | Path) -> str:
+    """A folder's name, as `run/roundN` where it is a round's `eval` or `export` folder."""
+    folder = Path(folder)
+    if folder.name in ("eval", "export") and folder.parent.name.startswith("round"):
         return f"{folder.parent.parent.name}/{folder.parent.name}"
     return folder.name or str(folder)
 
@@ -118,7 +119,7 @@ def write_scores(out: Path, benchmark: str, split: str, checkpoint: str, records
                "parse_failures": sum(bool(r.get("parse_failed")) for r in records), **(extra or {})}
     atomic_write_json(out / "scores.json", summary)
     atomic_write_json(out / "images.json", records)
-    atomic_write_text(out / "scores.md", markdown_table([(Path(checkpoint).name or checkpoint, summary)]))
+    atomic_write_text(out / "scores.md", markdown_table([(run_label(checkpoint), summary)]))
     return summary
 
 
@@ -133,12 +134,16 @@ def _reasons(record: dict) -> str:
 
 def write_report(out: Path, summary: dict, records: list[dict], per_side: int = 6) -> Path:
     """A page with the score table and, per category, the best and worst images with their prompts and scores."""
-    rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{s:.3f}</td></tr>" for c, s in summary["categories"].items())
+    table = summary.get("table") or summary["categories"]
+    rows = "".join(f"<tr><td>{html.escape(c.replace('_', ' '))}</td><td>{100 * table[c]:.2f}</td></tr>"
+                   for c in ordered(table))
+    rows += f"<tr><td><b>overall</b></td><td><b>{100 * summary['overall']:.2f}</b></td></tr>"
     sections = []
     by_cat: dict[str, list[dict]] = defaultdict(list)
     for r in records:
         by_cat[r["category"]].append(r)
-    for cat, recs in by_cat.items():
+    for cat in ordered(list(by_cat)):
+        recs = by_cat[cat]
         ranked = sorted((r for r in recs if r["score"] is not None), key=lambda r: r["score"])
         for title, picks in (("worst", ranked[:per_side]), ("best", ranked[::-1][:per_side])):
             cells = "".join(
@@ -149,7 +154,8 @@ def write_report(out: Path, summary: dict, records: list[dict], per_side: int = 
     page = f"""<!doctype html><html><head><meta charset="utf-8"><title>srum evaluation</title>
 <style>body{{font-family:sans-serif;margin:2em}} .grid{{display:flex;flex-wrap:wrap;gap:8px}}
 figure{{width:140px;margin:0;font-size:11px}} ul.why{{margin:2px 0;padding-left:1em}} .seen{{color:#777}} table{{border-collapse:collapse}} td{{border:1px solid #ccc;padding:2px 8px}}</style>
-</head><body><h1>{html.escape(summary["benchmark"])} / {html.escape(summary["split"])}</h1>
-<p>checkpoint: {html.escape(summary["checkpoint"])} · images: {summary["n_images"]} · overall: {summary["overall"]:.3f}</p>
+</head><body><h1>{html.escape(run_label(summary["checkpoint"]))}: {html.escape(summary["benchmark"])} / {html.escape(summary["split"])}</h1>
+<p>checkpoint: {html.escape(summary["checkpoint"])} · images: {summary["n_images"]} · scores ×100, the paper's scale
+and column order; under each image, the judge's own score for it</p>
 <table><tr><th>category</th><th>score</th></tr>{rows}</table>{"".join(sections)}</body></html>"""
     return atomic_write_text(out / "report.html", page)

@@ -15,23 +15,52 @@ from torch.nn import functional as F
 from srum.utils.io import atomic_path, atomic_write_text, inside
 
 
+COLOUR_MAP = "coolwarm"  # diverging: a signed map's −1 (blue) and +1 (red) apart, 0 neutral white
+
+
+def heat(values: np.ndarray) -> np.ndarray:
+    """RGB in [0, 1] for map values in [−1, 1] (clamped), on COLOUR_MAP."""
+    from matplotlib import colormaps
+
+    return colormaps[COLOUR_MAP]((np.clip(values, -1, 1) + 1) / 2)[..., :3].astype(np.float32)
+
+
 def overlay(image: Image.Image, weights: torch.Tensor, grid: tuple[int, int]) -> Image.Image:
-    """The image blended with its reward map (red = high weight, blue = low), upsampled to the image size."""
+    """The image blended half and half with its reward map's colours, upsampled to the image size."""
     m = weights.reshape(1, 1, *grid).float()
-    m = F.interpolate(m, size=(image.height, image.width), mode="nearest")[0, 0].clamp(-1, 1).numpy()
-    heat = np.zeros((*m.shape, 3), dtype=np.float32)
-    heat[..., 0] = np.clip(m, 0, 1)
-    heat[..., 2] = np.clip(1 - m, 0, 1) * (m >= 0) + np.clip(-m, 0, 1) * (m < 0)
+    m = F.interpolate(m, size=(image.height, image.width), mode="nearest")[0, 0].numpy()
     base = np.asarray(image.convert("RGB"), dtype=np.float32) / 255
-    return Image.fromarray((255 * (0.5 * base + 0.5 * heat)).astype(np.uint8))
+    return Image.fromarray((255 * (0.5 * base + 0.5 * heat(m))).round().astype(np.uint8))
+
+
+def colour_scale(path: Path) -> Path:
+    """A horizontal colour bar for the overlays (−1 … +1), as the report's legend."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+    from matplotlib.colors import Normalize
+
+    fig, ax = plt.subplots(figsize=(3.6, 0.55), dpi=100)
+    fig.colorbar(matplotlib.cm.ScalarMappable(Normalize(-1, 1), COLOUR_MAP), cax=ax, orientation="horizontal",
+                 ticks=[-1, -0.5, 0, 0.5, 1], label="reward map value (overlay at 50 %)")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return path
 
 
 def with_boxes(image: Image.Image, boxes: list[list[int]], scores: list[float | None]) -> Image.Image:
+    """Region boxes (green: score > 0, red: ≤ 0, grey: unscored), each labelled with its score."""
     out = image.convert("RGB").copy()
     draw = ImageDraw.Draw(out)
     for box, s in zip(boxes, scores):
-        color = (0, 170, 0) if (s or 0) > 0 else (220, 0, 0)
+        color = (150, 150, 150) if s is None else (0, 170, 0) if s > 0 else (220, 0, 0)
         draw.rectangle([box[0], box[1], box[2] - 1, box[3] - 1], outline=color)
+        label = "–" if s is None else f"{s:+.2f}"
+        left, top, right, bottom = draw.textbbox((box[0] + 1, box[1] + 1), label)
+        draw.rectangle([left - 1, top - 1, right, bottom], fill=(0, 0, 0))
+        draw.text((box[0] + 1, box[1] + 1), label, fill=color)
     return out
 
 
@@ -62,6 +91,7 @@ def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int =
         rows += [{**r, "category": categories.get(r["job"], "")} for r in json.loads(chunk.read_text())]
         maps.update(load_file(str(scored / "reward" / f"{chunk.stem}.safetensors")))
     cells = []
+    colour_scale(pics / "scale.png")
     for r in _spread_over_categories(rows, max_images):
         image = Image.open(inside(gen, r["file"], scored / "judge")).convert("RGB")
         big = (image.width * scale, image.height * scale)
@@ -94,8 +124,8 @@ def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int =
     page = ("<!doctype html><html><head><meta charset='utf-8'><title>srum round</title><style>"
             "body{font-family:sans-serif} .grid{display:flex;flex-wrap:wrap;gap:12px} figure{margin:0;width:400px;"
             "font-size:12px} img{margin-right:4px} .dropped{display:inline-block;width:190px;color:#999}</style>"
-            f"</head><body><h1>{html.escape(round_dir.name)}</h1>{head}<p>Left: region boxes (green: score > 0, red: ≤ 0)."
-            " Right: the reward map on the latent grid (red high, blue low; group-relative objectives train on"
-            " its signed advantages).</p>"
+            f"</head><body><h1>{html.escape(round_dir.parent.name)} · {html.escape(round_dir.name)}</h1>{head}"
+            "<p>Left: region boxes with their scores (green: > 0, red: ≤ 0). Right: the reward map on the latent"
+            " grid (group-relative objectives train on its signed advantages):</p><img src='report/scale.png'>"
             f"<div class='grid'>{''.join(cells)}</div></body></html>")
     return atomic_write_text(round_dir / "report.html", page)
