@@ -147,7 +147,25 @@ class TrainEngine:
 
     def load(self, folder: Path) -> tuple[int, dict[str, float]]:
         """Resume from the latest checkpoint in `folder`: (its step, its metrics); (0, {}) when there is none.
-        Files are read with srum.safe_checkpoint's loader, which refuses anything but tensors and plain data."""
+
+        Every rank first checks the files it will read (present, intact zip archives); unless all ranks find theirs
+        intact, all of them fall back to the previous checkpoint, with a warning. Files are then read with
+        srum.safe_checkpoint's loader, which refuses anything but tensors and plain data."""
+        from srum.utils.dist import all_gather_objects
+
+        while (folder / "latest").is_file():
+            tag = (folder / "latest").read_text().strip()
+            problem = safe_checkpoint.damage(folder / tag, self.dist.rank)
+            problems = [p for p in all_gather_objects(problem, self.dist) if p]
+            if not problems:
+                break
+            older = [p.name for p in sorted(folder.glob("step*")) if p.is_dir() and p.name < tag]
+            self.dist.barrier()
+            if self.dist.is_main:
+                logger.warning("checkpoint %s is damaged (%s); falling back to %s", folder / tag, problems[0],
+                               older[-1] if older else "step 0")
+                self.point_latest(folder, older[-1] if older else None)
+            self.dist.barrier()
         if not (folder / "latest").is_file():
             return 0, {}
         _, client = self.engine.load_checkpoint(str(folder))

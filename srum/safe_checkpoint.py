@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import importlib
 import pickle
+import zipfile
+from pathlib import Path
 
 import torch
 
@@ -46,6 +48,26 @@ def safe_load(path: str, map_location=None):
         raise UnsafeCheckpointError(
             f"{path}: refused to load — it holds more than tensors and plain data ({first}); srum never unpickles "
             "code from a run folder: delete the file (or its checkpoint folder) if this run did not write it") from None
+
+
+def damage(tag_dir: Path, rank: int) -> str | None:
+    """What is wrong with the files of checkpoint `tag_dir` that `rank` reads (the shared model states and its own
+    ZeRO shards), or None: each must exist and be an intact zip archive (torch's format; CRCs checked)."""
+    if not tag_dir.is_dir():
+        return f"{tag_dir} is missing"
+    mine = [p for p in sorted(tag_dir.glob("*.pt"))
+            if p.name.startswith("mp_rank_") or f"zero_pp_rank_{rank}_" in p.name]
+    if not any(f"zero_pp_rank_{rank}_" in p.name and "optim_states" in p.name for p in mine):
+        return f"{tag_dir} has no optimizer shard for rank {rank}"
+    for p in mine:
+        try:
+            with zipfile.ZipFile(p) as archive:
+                bad = archive.testzip()
+        except (OSError, zipfile.BadZipFile) as e:
+            return f"{p.name}: {e}"
+        if bad is not None:
+            return f"{p.name}: {bad} fails its CRC"
+    return None
 
 
 def install(engine) -> None:

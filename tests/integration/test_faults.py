@@ -1,5 +1,6 @@
-"""Fault injection on 2 CPU ranks: a planted checkpoint file executes nothing, a diverging run stops naming a good
-checkpoint. (kill -9 at stage boundaries and inside stages: test_srum_pipeline.py and test_deepspeed_cpu.py.)"""
+"""Fault injection on 2 CPU ranks: a planted checkpoint file executes nothing, a damaged latest checkpoint falls back
+to the previous one, a diverging run stops naming a good checkpoint. (kill -9 at stage boundaries and inside stages:
+test_srum_pipeline.py and test_deepspeed_cpu.py.)"""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 pytestmark = pytest.mark.integration
 SCRIPT = Path(__file__).with_name("ds_train.py")
@@ -58,3 +60,19 @@ def test_divergence_stops_and_points_latest_before_the_first_bad_step(tmp_path):
         assert f"latest now points at {tmp_path / 'checkpoints' / latest.read_text().strip()}" in lines[0]
     else:
         assert "will restart from step 0" in lines[0]
+
+
+def test_damaged_latest_checkpoint_falls_back_to_the_previous_one(tmp_path):
+    unbroken = launch(tmp_path / "a", 6, 29813)
+    assert unbroken.returncode == 0, unbroken.stdout[-3000:] + unbroken.stderr[-3000:]
+    first = launch(tmp_path / "b", 4, 29814)  # checkpoints step 2 and step 4 (latest)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    shard = tmp_path / "b" / "checkpoints" / "step0000004" / "zero_pp_rank_1_mp_rank_00_optim_states.pt"
+    shard.write_bytes(shard.read_bytes()[: shard.stat().st_size // 2])  # only rank 1 can see the damage
+    resumed = launch(tmp_path / "b", 6, 29815)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "step0000004 is damaged" in resumed.stderr and "falling back to step0000002" in resumed.stderr
+    wa = load_file(str(tmp_path / "a" / "final.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "final.safetensors"))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
