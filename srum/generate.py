@@ -22,6 +22,7 @@ from tqdm import tqdm
 from srum.config import GenerateConfig
 from srum.evaluation.benchmarks import PromptItem
 from srum.models.interface import SampledImages, UnifiedModel
+from srum.utils.artifacts import DamagedArtifact, quarantine, read_image, read_json, read_tensors
 from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_path, atomic_write_json, inside
 from srum.utils.logging import log_resume
@@ -61,6 +62,11 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
                    dist: DistInfo, progress: bool = True) -> int:
     """Draw every unfinished chunk of this rank; returns how many chunks it drew."""
     jobs = jobs_of(items, cfg.images_per_prompt, cfg.seed)
+    for k in chunk_ids(len(jobs), cfg.batch_size, dist):
+        if (out / f"chunk_{k:05d}.json").is_file():
+            problem, files = chunk_problem(out, k)
+            if problem:
+                quarantine(out, files, problem)
     todo = [k for k in chunk_ids(len(jobs), cfg.batch_size, dist) if not (out / f"chunk_{k:05d}.json").is_file()]
     log_resume("generate", len(list(out.glob("chunk_*.json"))), -(-len(jobs) // cfg.batch_size), "chunks")
     (out / "images").mkdir(parents=True, exist_ok=True)
@@ -80,6 +86,25 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
                 len(chunk_ids(len(jobs), cfg.batch_size, dist)) - len(todo))
     return len(todo)
+
+
+def chunk_problem(out: Path, k: int) -> tuple[str | None, list[Path]]:
+    """What is wrong with finished chunk `k` of a generate folder (None if nothing), and the chunk's files: its
+    marker, latents and images, each read in full."""
+    marker = out / f"chunk_{k:05d}.json"
+    tensors = marker.with_suffix(".safetensors")
+    files = [marker, tensors]
+    try:
+        records = read_json(marker)
+        files += [inside(out, r["file"], marker) for r in records]  # a name leaving the folder is raised, not moved
+        latents = read_tensors(tensors).get("latents")
+        if latents is None or latents.shape[0] != len(records):
+            raise DamagedArtifact(f"{tensors}: no latents for each of the {len(records)} records")
+        for f in files[2:]:
+            read_image(f)
+    except (DamagedArtifact, KeyError, TypeError) as e:
+        return str(e), files
+    return None, files
 
 
 def check_reusable(source: Path, config: dict) -> None:

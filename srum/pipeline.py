@@ -24,6 +24,7 @@ from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_ge
 from srum.models.bagel.sampling import GuidanceParams
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
+from srum.utils.artifacts import quarantined
 from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_write_json, write_manifest
 from srum.worlds.registry import world_for
@@ -146,7 +147,8 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         sampler = WorldRenders(unified, world.render_truth) if cfg.generate.source == GenerateSource.world else unified
         generate_stage(sampler, items, gen_cfg, rd / "generate", dist, cfg.log.progress)
         dist.barrier()
-        _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items), seed=gen_cfg.seed)
+        _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items), seed=gen_cfg.seed,
+                        quarantined=quarantined(rd / "generate"))
 
         device = rank_device(cfg.model.device, dist.local_rank)
         dtype = resolve_dtype(cfg.model.dtype, device)
@@ -156,7 +158,8 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         dist.barrier()
         truth = _round_truth(rd / "score", run_dir, r, writer) if dist.is_main else {}
         totals = score_totals(rd / "score") if dist.is_main else {}
-        _stage_manifest(cfg, rd / "score", dist, round=r, **totals, reward_truth=truth)
+        _stage_manifest(cfg, rd / "score", dist, round=r, **totals, reward_truth=truth,
+                        quarantined=quarantined(rd / "score"))
         if writer is not None:
             writer.add_scalar("reward/global_mean", totals["global_sum"] / max(totals["images"], 1), r)
             writer.add_scalar("reward/kept_fraction", totals["kept"] / max(totals["images"], 1), r)

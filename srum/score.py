@@ -24,7 +24,7 @@ from srum.rewards.regions import RegionProposer
 from srum.rewards.reward_map import build_reward_map
 from srum.rewards.sources import Scorer
 from srum.utils.dist import DistInfo
-from srum.utils.artifacts import read_image, read_json
+from srum.utils.artifacts import DamagedArtifact, quarantine, read_image, read_json, read_tensors
 from srum.utils.io import atomic_path, atomic_write_json, inside
 from srum.utils.logging import log_resume
 
@@ -43,6 +43,14 @@ def score_stage(judge: Scorer, proposer: RegionProposer, reward_cfg: RewardConfi
     """
     chunks = sorted(generated.glob("chunk_*.json"))
     mine = [c for c in chunks if int(c.stem.split("_")[1]) % dist.world_size == dist.rank]
+    for c in mine:
+        judged, reward = out / "judge" / c.name, out / "reward" / f"{c.stem}.safetensors"
+        if judged.is_file():
+            try:
+                read_json(judged)
+                read_tensors(reward)
+            except DamagedArtifact as e:
+                quarantine(out, [judged, reward], str(e))
     todo = [c for c in mine if not (out / "judge" / c.name).is_file()]
     log_resume("judge", sum((out / "judge" / c.name).is_file() for c in chunks), len(chunks), "chunks")
     stats = {"images": 0, "kept": 0, "parse_failures": 0, "global_sum": 0.0, "regions": 0}

@@ -56,3 +56,43 @@ def test_reuse_links_every_chunk_and_keeps_existing_files(tmp_path):
     assert sorted(p.name for p in (out / "images").iterdir()) == [f"{i:06d}.png" for i in range(6)]
     assert (out / "images" / "000005.png").read_bytes() == b"png 5"
     assert not (out / "manifest.json").exists()  # the reusing run writes its own after its generate stage
+
+
+class _Painter:
+    """A stand-in sampler: one flat image per prompt, coloured by its seed; counts the prompts it draws."""
+
+    def __init__(self) -> None:
+        self.drawn = 0
+
+    def sample_images(self, prompts, seeds, height, width, think=False):
+        import torch
+        from PIL import Image
+
+        from srum.models.interface import SampledImages
+
+        self.drawn += len(prompts)
+        images = [Image.new("RGB", (width, height), (s % 256, 0, 0)) for s in seeds]
+        return SampledImages(images, torch.zeros(len(prompts), 4, 2, 2), torch.zeros(len(prompts), 4, 4), list(seeds))
+
+
+def test_a_damaged_finished_chunk_is_quarantined_and_redrawn(tmp_path):
+    from srum.config import GenerateConfig
+    from srum.evaluation.benchmarks import PromptItem
+    from srum.generate import generate_stage
+    from srum.utils.artifacts import quarantined
+    from srum.utils.dist import DistInfo
+
+    items = [PromptItem("color", i, f"prompt {i}") for i in range(4)]
+    cfg = GenerateConfig(prompts="shapes", resolution=16, batch_size=2, seed=5)
+    dist = DistInfo(0, 1, 0, None)
+    painter = _Painter()
+    assert generate_stage(painter, items, cfg, tmp_path, dist, progress=False) == 2 and painter.drawn == 4
+    good = (tmp_path / "images" / "000000.png").read_bytes()
+    png = tmp_path / "images" / "000003.png"
+    png.write_bytes(png.read_bytes()[:30])  # chunk 1 damaged after it was marked done
+    assert generate_stage(painter, items, cfg, tmp_path, dist, progress=False) == 1 and painter.drawn == 6
+    assert quarantined(tmp_path) == 1
+    assert sorted(p.name for p in (tmp_path / "quarantine").iterdir()) == [
+        "000002.png", "000003.png", "chunk_00001.json", "chunk_00001.safetensors"]
+    assert png.stat().st_size > 30 and (tmp_path / "images" / "000000.png").read_bytes() == good  # chunk 0 kept
+    assert generate_stage(painter, items, cfg, tmp_path, dist, progress=False) == 0  # intact now: nothing redone

@@ -5,12 +5,15 @@ and how to fix it, instead of a library traceback (or, worse, a model trained on
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 from PIL import Image
 from safetensors.torch import load_file
+
+logger = logging.getLogger(__name__)
 
 REDO = "delete it and rerun the same command: the stage that wrote it redoes that part"
 
@@ -58,3 +61,23 @@ def read_image(path: Path, fix: str = REDO) -> Image.Image:
 def _first_line(e: BaseException) -> str:
     text = str(e).strip()
     return text.splitlines()[0] if text else type(e).__name__
+
+
+def quarantine(folder: Path, files: list[Path], reason: str) -> Path:
+    """Move `files` (those present) into `folder/quarantine/` so the stage redoes them; an earlier quarantined file of
+    the same name is kept (the new one gets a `.N` suffix). Nothing is deleted."""
+    q = Path(folder) / "quarantine"
+    q.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if f.exists() or f.is_symlink():
+            dest, n = q / f.name, 1
+            while dest.exists() or dest.is_symlink():
+                dest, n = q / f"{f.name}.{n}", n + 1
+            f.replace(dest)
+    logger.warning("quarantined %s: %s; moved to %s, the stage redoes it", files[0], reason, q)
+    return q
+
+
+def quarantined(folder: Path) -> int:
+    """How many chunks of a stage folder were moved aside (their `.json` markers in `quarantine/`)."""
+    return len(list((Path(folder) / "quarantine").glob("chunk_*.json*")))
