@@ -1,4 +1,5 @@
-"""Reusing another run's generated samples: the settings check and the linking."""
+"""Generate stage: reusing another run's samples (settings check, linking) and quarantining damaged finished chunks
+(generate and judge)."""
 
 from __future__ import annotations
 
@@ -96,3 +97,42 @@ def test_a_damaged_finished_chunk_is_quarantined_and_redrawn(tmp_path):
         "000002.png", "000003.png", "chunk_00001.json", "chunk_00001.safetensors"]
     assert png.stat().st_size > 30 and (tmp_path / "images" / "000000.png").read_bytes() == good  # chunk 0 kept
     assert generate_stage(painter, items, cfg, tmp_path, dist, progress=False) == 0  # intact now: nothing redone
+
+
+class _FlatJudge:
+    def __init__(self) -> None:
+        self.judged = 0
+
+    def judge(self, images, prompts, regions):
+        from srum.rewards.judge import Judgement
+
+        self.judged += len(images)
+        return [Judgement(0.5, [], [], []) for _ in images]
+
+
+class _NoRegions:
+    def propose(self, images):
+        return [[] for _ in images]
+
+
+def test_a_damaged_judgement_is_quarantined_and_judged_again(tmp_path):
+    from srum.config import GenerateConfig, RewardConfig
+    from srum.evaluation.benchmarks import PromptItem
+    from srum.generate import generate_stage
+    from srum.score import score_stage
+    from srum.utils.artifacts import quarantined
+    from srum.utils.dist import DistInfo
+
+    dist = DistInfo(0, 1, 0, None)
+    items = [PromptItem("color", i, f"prompt {i}") for i in range(4)]
+    generate_stage(_Painter(), items, GenerateConfig(prompts="shapes", resolution=16, batch_size=2), tmp_path / "g",
+                   dist, progress=False)
+    judge = _FlatJudge()
+    score_stage(judge, _NoRegions(), RewardConfig(), tmp_path / "g", tmp_path / "s", (1, 1), dist, progress=False)
+    assert judge.judged == 4
+    reward = tmp_path / "s" / "reward" / "chunk_00000.safetensors"
+    reward.write_bytes(reward.read_bytes()[:10])
+    score_stage(judge, _NoRegions(), RewardConfig(), tmp_path / "g", tmp_path / "s", (1, 1), dist, progress=False)
+    assert judge.judged == 6 and quarantined(tmp_path / "s") == 1  # chunk 0 judged again, chunk 1 kept
+    assert sorted(p.name for p in (tmp_path / "s" / "quarantine").iterdir()) == [
+        "chunk_00000.json", "chunk_00000.safetensors"]
