@@ -119,7 +119,6 @@ class ModelConfig:
 
     backend: str = "bagel"  # one of BACKENDS
     path: str = MISSING  # local folder with the weights (BAGEL: ema.safetensors, ae.safetensors, tokenizer, configs)
-    preset: str | None = None  # size preset of the backend (e.g. "tiny", "7b-mot"); None = read the folder's config
     dtype: str = "auto"  # parameter dtype: auto (fp32 on CPU, bf16 on GPU) | float32 | bfloat16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
 
@@ -213,7 +212,6 @@ class JudgeConfig:
     think: bool = True  # reason inside think tags before answering
     global_layout: bool = True  # also ask for the global layout score
     sample_level_only: bool = False  # ablation: one whole-image score replaces the regional step
-    max_image_side: int = 980  # the understanding encoder sees at most this many pixels per side
     max_regional_tokens: int = 4096  # thinking + answer
     max_global_tokens: int = 1024
     max_retries: int = 5  # text mode: retries when nothing parses
@@ -239,7 +237,7 @@ class JudgeConfig:
             )
         _check_positive("judge.region_margin", self.region_margin, allow_zero=True)
         _check_positive("judge.retry_temperature", self.retry_temperature, allow_zero=True)
-        for key in ("max_image_side", "max_regional_tokens", "max_global_tokens", "batch_size"):
+        for key in ("max_regional_tokens", "max_global_tokens", "batch_size"):
             _check_positive(f"judge.{key}", getattr(self, key))
 
     @property
@@ -322,10 +320,6 @@ class TrainConfig:
     lora_rank: int = 0  # > 0: train LoRA adapters on the generation expert instead of its full weights
     lora_alpha: float = 16.0
     activation_checkpointing: bool = True
-    image_max_side: int = 1024  # training transform: longest side ≤, shortest ≥, sides rounded to stride
-    image_min_side: int = 512
-    image_stride: int = 256
-    num_workers: int = 1
     seed: int = 4396  # per-rank seed = seed * world_size + rank
     data_seed: int = 42
     save_every: int = 100  # steps between resume checkpoints; 0 = only at the end of a round
@@ -347,15 +341,11 @@ class TrainConfig:
         if self.epochs is not None:
             _check_positive("train.epochs", self.epochs)
         self.betas = _check_pair("train.betas", self.betas, 0.0, 1.0)
-        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "image_stride", "max_bad_steps",
+        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "max_bad_steps",
                     "explode_factor"):
             _check_positive(f"train.{key}", getattr(self, key))
-        for key in ("warmup_steps", "weight_decay", "grad_clip", "num_workers", "save_every", "lora_rank"):
+        for key in ("warmup_steps", "weight_decay", "grad_clip", "save_every", "lora_rank"):
             _check_positive(f"train.{key}", getattr(self, key), allow_zero=True)
-        if self.image_min_side > self.image_max_side:
-            raise ConfigError(
-                f"train.image_min_side={self.image_min_side} > train.image_max_side={self.image_max_side}"
-            )
 
 
 @dataclass
@@ -363,15 +353,17 @@ class EvalConfig:
     """Stage 6: checkpoint → images → per-category scores (srum.md §4)."""
 
     prompts: str | None = None  # JSON list like generate.prompts (SRUM's val_comp.json), "shapes"; None skips evaluation
-    limit_per_category: int | None = None  # at most this many val prompts per category (None: all)
+    split: str = "val"  # for a prompt folder or "shapes": which <category>_<split> lists to read
+    limit_per_category: int | None = None  # at most this many prompts per category (None: all)
     categories: list[str] = field(default_factory=list)  # empty = every category in the file
-    variants: list[EvalVariant] = field(default_factory=lambda: [EvalVariant.think, EvalVariant.no_think])
+    # each round's export is evaluated once per variant: the first into roundN/eval, others into roundN/eval-<name>
+    variants: list[EvalVariant] = field(default_factory=lambda: [EvalVariant.no_think])
     judge: EvalJudge = EvalJudge.vlm
     num_timesteps: int | None = None  # denoising grid points for evaluation; None = generate.num_timesteps
     base: bool = False  # also evaluate the starting model (round0/eval): the first point of the score curve
     judge_path: str | None = None  # local folder of the VLM judge (Qwen2.5-VL-72B/32B-Instruct)
-    judge_max_new_tokens: int = 512
-    failure_score: float | None = -1.0  # official averages parse failures in as -1; None leaves them out
+    judge_max_new_tokens: int = 512  # vlm: answer length
+    failure_score: str = "official"  # vlm: an unparseable answer scores -1, averaged in (official) | "exclude"
     seed: int = 42
 
     def __post_init__(self) -> None:
@@ -382,6 +374,11 @@ class EvalConfig:
             )
         if not self.variants:
             raise ConfigError(f"eval.variants is empty; expected some of {[v.value for v in EvalVariant]}")
+        if len(set(self.variants)) != len(self.variants):
+            raise ConfigError(f"eval.variants={[v.value for v in self.variants]} names a variant twice")
+        if self.failure_score not in ("official", "exclude"):
+            raise ConfigError(f"eval.failure_score={self.failure_score!r}; expected 'official' or 'exclude'")
+        _check_positive("eval.judge_max_new_tokens", self.judge_max_new_tokens)
         if self.limit_per_category is not None:
             _check_positive("eval.limit_per_category", self.limit_per_category)
         if self.num_timesteps is not None and self.num_timesteps < 2:
@@ -408,9 +405,8 @@ class OutputConfig:
     """Where a run writes: manifests, stage outputs, checkpoints and the final export."""
 
     dir: str = "runs/srum"
-    resume: bool = True  # redo only unfinished work found in `dir`
+    resume: bool = True  # continue the run found in `dir` (redo only unfinished work); false: refuse a used `dir`
     keep_checkpoints: int = 2  # resume checkpoints kept per round; the final export is always kept
-    export_hf: bool = True  # write an inference-ready folder at the end of each round
 
     def __post_init__(self) -> None:
         if not self.dir:

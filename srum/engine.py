@@ -105,6 +105,11 @@ class TrainEngine:
             params = add_lora(model, cfg.lora_rank, cfg.lora_alpha)
         else:
             params = set_trainable(model, cfg.freeze_und)
+        if cfg.activation_checkpointing:
+            if not hasattr(model, "set_activation_checkpointing"):
+                raise ValueError(f"train.activation_checkpointing=true: {type(model).__name__} cannot recompute its "
+                                 "activations; set it to false")
+            model.set_activation_checkpointing(True)
         without_shm_comm()
         n_train = sum(p.numel() for p in params)
         self.engine, _, _, _ = deepspeed.initialize(model=model, model_parameters=params,

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import torch
 
-from srum.config import (Constraint, GenerateSource, ObjectiveKind, RewardSource, RunConfig, config_to_dict,
-                         save_config)
+from srum.config import (Constraint, EvalJudge, EvalVariant, GenerateSource, ObjectiveKind, RewardSource, RunConfig,
+                         config_to_dict, save_config)
 from srum.evaluation.benchmarks import PromptItem, load_prompt_source
 from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
 from srum.models.bagel.sampling import GuidanceParams
@@ -93,7 +93,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"{'steps' if cfg.train.max_steps else 'epochs'}, ZeRO-{cfg.train.zero_stage} on {world_size} rank(s), "
              f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.grad_accum_steps}, lr {cfg.train.lr}, "
              f"{'generation side only' if cfg.train.freeze_und else 'both experts'}",
-             f"eval: {cfg.eval.prompts or 'off'} ({cfg.eval.judge.value})",
+             f"eval: {cfg.eval.prompts or 'off'} ({cfg.eval.judge.value}, {cfg.eval.split}, "
+             f"{'/'.join(v.value for v in cfg.eval.variants)})",
              f"output: {cfg.output.dir}"]
     return "\n".join(lines)
 
@@ -108,6 +109,10 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     from srum.training import load_training_samples, objective_weights, train_round
 
     run_dir = Path(cfg.output.dir)
+    if not cfg.output.resume and (run_dir / "manifest.json").is_file():
+        raise FileExistsError(f"output.dir={run_dir} already holds a run and output.resume=false: choose another "
+                              "output.dir, or set output.resume=true to continue that run")
+    dist.barrier()  # every rank has looked before rank 0 writes
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -121,7 +126,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     world = world_for(cfg.generate.prompts)
     all_items = load_prompt_source(cfg.generate.prompts, cfg.generate.split, None)
     if cfg.eval.prompts and cfg.eval.base:
-        _evaluate_once(Path(cfg.model.path), cfg, run_dir / "round0" / "eval", dist, writer, 0)
+        _evaluate_once(Path(cfg.model.path), cfg, run_dir / "round0", dist, writer, 0)
     model_path: Path | str = cfg.model.path
     for r in range(1, cfg.train.rounds + 1):
         rd = run_dir / f"round{r}"
@@ -130,7 +135,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
             logger.info("round=%d already exported at %s", r, export)
             model_path = export
             if cfg.eval.prompts:  # a kill between export and evaluation leaves the evaluation to do
-                _evaluate_once(export, cfg, rd / "eval", dist, writer, r)
+                _evaluate_once(export, cfg, rd, dist, writer, r)
             continue
         started = time.monotonic()
         torch.manual_seed(cfg.train.seed * dist.world_size + dist.rank)
@@ -196,7 +201,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         gc.collect()
         model_path = export
         if cfg.eval.prompts:
-            _evaluate_once(export, cfg, rd / "eval", dist, writer, r)
+            _evaluate_once(export, cfg, rd, dist, writer, r)
         dist.barrier()
     if dist.is_main:
         write_curve(run_dir, cfg.train.rounds)
@@ -205,15 +210,19 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     return Path(model_path)
 
 
-def _evaluate_once(checkpoint: Path, cfg: RunConfig, out: Path, dist: DistInfo, writer, r: int) -> None:
-    """Evaluate unless `out/scores.json` exists; the overall score also goes to TensorBoard."""
-    if not (out / "scores.json").is_file():
-        summary = evaluate_round(checkpoint, cfg, out, dist)
-        if writer is not None and summary:
-            writer.add_scalar("eval/overall", summary["overall"], r)
-            for cat, v in summary["categories"].items():
-                writer.add_scalar(f"eval/{cat}", v, r)
-    dist.barrier()
+def _evaluate_once(checkpoint: Path, cfg: RunConfig, round_dir: Path, dist: DistInfo, writer, r: int) -> None:
+    """Evaluate `checkpoint` once per `eval.variants` (the first into round_dir/eval, others into eval-<variant>),
+    skipping those whose scores.json exists; overall and per-category scores also go to TensorBoard."""
+    for i, variant in enumerate(cfg.eval.variants):
+        name = "eval" if i == 0 else f"eval-{variant.value}"
+        out = round_dir / name
+        if not (out / "scores.json").is_file():
+            summary = evaluate_round(checkpoint, cfg, out, dist, think=variant == EvalVariant.think)
+            if writer is not None and summary:
+                writer.add_scalar(f"{name}/overall", summary["overall"], r)
+                for cat, v in summary["categories"].items():
+                    writer.add_scalar(f"{name}/{cat}", v, r)
+        dist.barrier()
 
 
 def _round_truth(scored: Path, run_dir: Path, r: int, writer) -> dict:
@@ -267,22 +276,31 @@ def write_curve(run_dir: Path, rounds: int) -> Path:
     return score_curve(run_dir / "curve.png", points, title=run_dir.name)
 
 
-def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo) -> dict:
-    """Evaluate a round's export with the configured judge (ShapesWorld oracle here; VLM judges: launch/evaluate.py),
-    the images shared out across ranks; rank 0 writes the scores and the report."""
+def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo, think: bool = False) -> dict:
+    """Evaluate a round's export with the configured judge, split and categories, the images shared out across
+    ranks; rank 0 writes the scores, the report and the manifest."""
     from srum.evaluation.evaluate import generate_and_judge
     from srum.evaluation.judges import build_judge
     from srum.evaluation.report import write_report, write_scores
 
     unified = load_model(export, cfg, dist, num_timesteps=cfg.eval.num_timesteps)
-    items = load_prompt_source(cfg.eval.prompts, "val", cfg.eval.limit_per_category)
-    records = generate_and_judge(unified, items, build_judge(cfg.eval.judge.value), out, 1, cfg.eval.seed,
-                                 cfg.generate.resolution, cfg.generate.batch_size, progress=cfg.log.progress, dist=dist)
+    items = load_prompt_source(cfg.eval.prompts, cfg.eval.split, cfg.eval.limit_per_category)
+    if cfg.eval.categories:
+        items = [it for it in items if it.category in cfg.eval.categories]
+        if not items:
+            raise ValueError(f"eval.categories={cfg.eval.categories}: none of them is in {cfg.eval.prompts}")
+    options = {}
+    if cfg.eval.judge == EvalJudge.vlm:
+        options = {"max_new_tokens": cfg.eval.judge_max_new_tokens, "failure_score": cfg.eval.failure_score}
+    judge = build_judge(cfg.eval.judge.value, device=str(rank_device(cfg.model.device, dist.local_rank)),
+                        paths={"vlm": cfg.eval.judge_path} if cfg.eval.judge_path else None, **options)
+    records = generate_and_judge(unified, items, judge, out, 1, cfg.eval.seed, cfg.generate.resolution,
+                                 cfg.generate.batch_size, think, progress=cfg.log.progress, dist=dist)
     if not dist.is_main:
         return {}
-    summary = write_scores(out, cfg.eval.prompts, "val", str(export), records)
+    summary = write_scores(out, cfg.eval.prompts, cfg.eval.split, str(export), records)
     write_report(out, summary, records)
-    write_manifest(out, config_to_dict(cfg), extra={"stage": "eval", "checkpoint": str(export),
+    write_manifest(out, config_to_dict(cfg), extra={"stage": "eval", "checkpoint": str(export), "think": think,
                                                     "overall": summary["overall"], "n_images": summary["n_images"]})
     logger.info("stage=eval overall=%.4f %s", summary["overall"],
                 " ".join(f"{k}={v:.4f}" for k, v in summary["categories"].items()))

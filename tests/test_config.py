@@ -63,7 +63,8 @@ def test_override_changes_value_and_converts_type():
 def test_defaults_only_without_recipe():
     cfg = load_config(None, ["model.path=/m", "generate.prompts=/p.json", "regions.proposer=components"])
     assert cfg.model.backend == "bagel"
-    assert cfg.model.dtype == "auto" and cfg.model.device == "auto" and cfg.model.preset is None
+    assert cfg.model.dtype == "auto" and cfg.model.device == "auto"
+    assert [v.value for v in cfg.eval.variants] == ["no_think"] and cfg.eval.split == "val"
     assert cfg.train.zero_stage == 2
 
 

@@ -66,6 +66,10 @@ class Bagel(nn.Module):
             x = x.masked_scatter((kind == LATENT).unsqueeze(-1), lat.to(x.dtype))
         return x
 
+    def set_activation_checkpointing(self, on: bool) -> None:
+        """Recompute each decoder layer's activations in backward instead of keeping them (training memory)."""
+        self.language_model.model.activation_checkpointing = on
+
     # ---- the one forward --------------------------------------------------------------------
     def forward(
         self,
