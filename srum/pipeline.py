@@ -26,7 +26,7 @@ from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
 from srum.utils.artifacts import quarantined
 from srum.utils.dist import DistInfo
-from srum.utils.io import atomic_write_json, write_manifest
+from srum.utils.io import atomic_write_json, remove_stale_temps, write_manifest
 from srum.worlds.registry import world_for
 
 logger = logging.getLogger(__name__)
@@ -112,6 +112,10 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     if not cfg.output.resume and (run_dir / "manifest.json").is_file():
         raise FileExistsError(f"output.dir={run_dir} already holds a run and output.resume=false: choose another "
                               "output.dir, or set output.resume=true to continue that run")
+    if dist.is_main and run_dir.is_dir():
+        removed = remove_stale_temps(run_dir)  # left by a killed run; no rank writes yet
+        if removed:
+            logger.info("removed %d temp files a stopped run left in %s", removed, run_dir)
     dist.barrier()  # every rank has looked before rank 0 writes
     if dist.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -45,6 +45,15 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     return path
 
 
+def remove_stale_temps(folder: str | Path) -> int:
+    """Delete the temp files (`.NAME.XXXX.tmp`) that a killed writer of ours left under `folder`; call it only while
+    nothing writes there (at the start of a run). Returns how many were removed."""
+    stale = [p for p in Path(folder).rglob(".*.tmp") if p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
 def _fsync_dir(folder: Path) -> None:
     # Makes the rename itself durable; not supported everywhere (e.g. Windows), where it is skipped.
     try:

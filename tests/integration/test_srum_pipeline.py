@@ -50,16 +50,21 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
 
 
-def kill_at_first_checkpoint(cmd: list[str], round_dir: Path) -> None:
-    """Start `cmd` and SIGKILL its whole process group once `round_dir` has its first resume checkpoint."""
+def kill_when(cmd: list[str], marker: Path) -> None:
+    """Start `cmd` and SIGKILL its whole process group as soon as `marker` exists."""
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 600
-    while not (round_dir / "checkpoints" / "latest").is_file():
-        assert proc.poll() is None and time.time() < deadline, f"the run ended before {round_dir.name}'s checkpoint"
-        time.sleep(0.2)
+    while not marker.exists():
+        assert proc.poll() is None and time.time() < deadline, f"the run ended before {marker} appeared"
+        time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def kill_at_first_checkpoint(cmd: list[str], round_dir: Path) -> None:
+    """Start `cmd` and SIGKILL its whole process group once `round_dir` has its first resume checkpoint."""
+    kill_when(cmd, round_dir / "checkpoints" / "latest")
 
 
 def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
@@ -146,3 +151,33 @@ def test_damaged_reward_file_stops_with_one_line(checkpoint, tmp_path):
     assert f"{reward}: '{key}' has values in" in lines[0] and "outside [-1, 1]" in lines[0], lines[0]
     assert "Traceback" not in again.stderr
     assert (a / "errors" / "rank0.log").read_text().startswith("Traceback")  # kept for whoever debugs it
+
+
+SHORT = ["train.max_steps=6", "train.save_every=3"]
+
+
+@pytest.mark.parametrize("stage, marker", [
+    ("generate", "round1/generate/chunk_00000.json"),  # inside generation: one chunk of four done
+    ("judge", "round1/score/judge/chunk_00000.json"),  # inside judging
+    ("evaluation", "round1/export/DONE.json"),  # between the round's export and its evaluation
+])
+def test_kill_in_a_stage_resumes_to_the_same_run(checkpoint, tmp_path, stage, marker):
+    """kill -9 of the whole run at a stage boundary or inside a stage: the rerun redoes only what is missing and
+    ends with the weights, evaluation and report of an unbroken run, and no temp files left behind."""
+    port = 29620 + 3 * ["generate", "judge", "evaluation"].index(stage)
+    ref = tmp_path / "ref"
+    done = run(command(checkpoint, ref, port) + SHORT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    out = tmp_path / "killed"
+    kill_when(command(checkpoint, out, port + 1) + SHORT, out / marker)
+    assert not (out / "round1" / "eval" / "scores.json").exists()
+    resumed = run(command(checkpoint, out, port + 2) + SHORT)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "resuming: stage=" in resumed.stderr or stage == "evaluation"
+    wa = load_file(str(ref / "round1" / "export" / "model.safetensors"))
+    wb = load_file(str(out / "round1" / "export" / "model.safetensors"))
+    for k in wa:
+        assert torch.equal(wa[k], wb[k]), k
+    sa, sb = (json.loads((d / "round1" / "eval" / "scores.json").read_text()) for d in (ref, out))
+    assert sa["overall"] == sb["overall"] and sa["categories"] == sb["categories"]
+    assert (out / "round1" / "report.html").is_file() and not list(out.rglob(".*.tmp"))

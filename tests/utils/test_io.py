@@ -63,3 +63,15 @@ def test_inside_refuses_names_that_leave_the_folder(tmp_path):
     (tmp_path / "link").symlink_to("/etc")
     with pytest.raises(ValueError, match="chunk_00000.json"):
         inside(tmp_path, "link/passwd", "chunk_00000.json")
+
+
+def test_remove_stale_temps_deletes_only_our_temp_files(tmp_path):
+    from srum.utils.io import remove_stale_temps
+
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / ".000001_boxes.png.k3j2.tmp").write_bytes(b"half")
+    (tmp_path / ".manifest.json.ab12.tmp").write_text("{")
+    (tmp_path / "report" / "000001_boxes.png").write_bytes(b"whole")
+    (tmp_path / "notes.tmp").write_text("a user's file, not hidden: kept")
+    assert remove_stale_temps(tmp_path) == 2
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["000001_boxes.png", "notes.tmp"]
