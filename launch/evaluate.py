@@ -12,7 +12,8 @@ T2I-CompBench (`--benchmark t2i-compbench --prompts DIR`): judges `vlm` (SRUM's 
 `--tiny-judges DIR` writes tiny random stand-ins there and uses them (plumbing only). Images are also copied to
 DIR/<category>/samples/<prompt>_<index>.png for T2I-CompBench's own scripts, whose vqa_result.json files
 `--import-results FILE_OR_DIR` reads back (with --out DIR of an earlier run; nothing is generated). Also writes
-DIR/scores.md (paper column order, ×100).
+DIR/scores.md (paper column order, ×100). `--rejudge --out DIR` scores an earlier evaluation's saved images again
+with the current judge (after a judge change), generating nothing.
 
     python launch/evaluate.py --compare runs/eval-base runs/eval-srum [--out table.md]   # deltas vs the first
 
@@ -39,7 +40,8 @@ from pathlib import Path
 
 from srum.config import ModelConfig
 from srum.evaluation.benchmarks import COMPBENCH_CATEGORIES, compbench_prompts, shapes_prompts
-from srum.evaluation.evaluate import generate_and_judge, import_compbench_results, write_compbench_samples
+from srum.evaluation.evaluate import (generate_and_judge, import_compbench_results, rejudge_records,
+                                      write_compbench_samples)
 from srum.evaluation.judges import build_judge, parse_judge_paths
 from srum.evaluation.judges.vlm import SPLIT
 from srum.evaluation.report import compare_scores, write_report, write_scores
@@ -74,6 +76,8 @@ def parse_args() -> argparse.Namespace:
                     help="t2i-compbench: also complex_action and complex_spatial; complex = mean of the three (SRUM)")
     ap.add_argument("--import-results", type=Path, default=None,
                     help="read T2I-CompBench vqa_result.json (file or folder tree) into --out's records; no generation")
+    ap.add_argument("--rejudge", action="store_true",
+                    help="judge --out's saved images again with the current judge (after a judge change); no generation")
     ap.add_argument("--compare", nargs="+", default=None, help="scores.json files or folders: one table, deltas")
     ap.add_argument("--images-per-prompt", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="at most this many prompts per category")
@@ -162,6 +166,23 @@ def rescore(args: argparse.Namespace) -> None:
     logger.info("imported=%d overall=%.4f", n, summary["overall"])
 
 
+def rejudge(args: argparse.Namespace) -> None:
+    """--rejudge: score --out's saved images again with the judge (default: the one that judged them), rewrite
+    scores, tables and report; the summary records the previous overall score."""
+    if args.out is None or not (args.out / "images.json").is_file():
+        raise SystemExit("--rejudge needs --out DIR of an earlier evaluation (DIR/images.json)")
+    summary = json.loads((args.out / "scores.json").read_text())
+    name = args.judge or summary.get("judge", "shapes")
+    judge = build_eval_judge(args, name, DistInfo(0, 1, 0, None))
+    records = rejudge_records(json.loads((args.out / "images.json").read_text()), args.out, judge)
+    keep = {k: v for k, v in summary.items() if k not in ("benchmark", "split", "checkpoint", "categories", "table",
+                                                          "overall", "n_images", "n_excluded", "parse_failures")}
+    keep["rejudged"] = {"judge": name, "previous_overall": summary["overall"]}
+    new = write_scores(args.out, summary["benchmark"], summary["split"], summary["checkpoint"], records, keep)
+    write_report(args.out, new, records)
+    logger.info("rejudged=%d judge=%s overall=%.4f (was %.4f)", len(records), name, new["overall"], summary["overall"])
+
+
 def main() -> None:
     args = parse_args()
     setup_logging(level="DEBUG" if args.verbose else "INFO")
@@ -170,6 +191,9 @@ def main() -> None:
         return
     if args.import_results is not None:
         rescore(args)
+        return
+    if args.rejudge:
+        rejudge(args)
         return
     check_args(args)
     if relaunch_sharded(args):

@@ -18,7 +18,9 @@ from tqdm import tqdm
 from srum.evaluation.benchmarks import PromptItem
 from srum.evaluation.judges import Judge, judge_batch
 from srum.models.interface import UnifiedModel
+from srum.utils.artifacts import read_image
 from srum.utils.dist import DistInfo, all_gather_objects
+from srum.utils.io import inside
 
 logger = logging.getLogger(__name__)
 
@@ -69,6 +71,21 @@ def generate_and_judge(
     if dist is not None and dist.world_size > 1:
         records = [r for part in all_gather_objects(records, dist) for r in part]
     return [record for _, record in sorted(records, key=lambda pair: pair[0])]
+
+
+def rejudge_records(records: list[dict], out: Path, judge: Judge, batch_size: int = 64) -> list[dict]:
+    """The records of an earlier evaluation in `out`, judged again from their saved images (after a judge change):
+    each keeps its prompt, seed and file, and gets the new score and details."""
+    fresh = []
+    for start in range(0, len(records), batch_size):
+        chunk = records[start:start + batch_size]
+        images = [read_image(inside(out, r["file"], out / "images.json")) for r in chunk]
+        for r, details in zip(chunk, judge_batch(judge, images, [r["prompt"] for r in chunk],
+                                                 [r["category"] for r in chunk])):
+            score = details.pop("score")
+            keep = {k: r[k] for k in ("category", "index", "k", "seed", "prompt", "file") if k in r}
+            fresh.append({**keep, "score": None if score is None else float(score), **details})
+    return fresh
 
 
 # ---------------------------------------------------------------------------------------------------- T2I-CompBench files

@@ -48,6 +48,16 @@ def test_evaluate_shapes_limit(tiny_checkpoint, tmp_path):
     assert 0 <= scores["understanding"]["balanced_accuracy"] <= 1
     assert "<table>" in (out / "report.html").read_text()
 
+    # --rejudge scores the saved images again (here: after a record's score was tampered with) and nothing else
+    tampered = [{**r, "score": 0.123} for r in records]
+    (out / "images.json").write_text(json.dumps(tampered))
+    subprocess.run([sys.executable, str(ROOT / "launch" / "evaluate.py"), "--rejudge", "--out", str(out)],
+                   check=True, capture_output=True, text=True)
+    again = json.loads((out / "scores.json").read_text())
+    assert [r["score"] for r in json.loads((out / "images.json").read_text())] == [r["score"] for r in records]
+    assert again["overall"] == pytest.approx(scores["overall"]) and again["understanding"] == scores["understanding"]
+    assert again["rejudged"] == {"judge": "shapes", "previous_overall": pytest.approx(scores["overall"])}
+
 
 def test_category_scores_by_hand():
     recs = [{"category": "a", "score": 1.0}, {"category": "b", "score": 0.0}, {"category": "a", "score": 0.5}]

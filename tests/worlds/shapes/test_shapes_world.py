@@ -105,3 +105,19 @@ def test_oracle_explains_and_batches():
     assert scores.tolist() == [0.5, 1.0]
     assert oracle.category_means([1.0, 0.0, 0.5], ["a", "a", "b"]) == {"a": 0.5, "b": 0.5}
     assert oracle.score(np.asarray(image).astype(np.float32) / 255, "a red striped circle") == 1.0
+
+
+def test_a_sliver_of_the_asked_colour_is_not_an_object():
+    """The audit's false positive (issue 14): a 54 px purple sliver beside an orange triangle was read as the
+    prompt's purple square. Its convex hull (58 px) is under 60 % of the smallest object's area, so it is ignored."""
+    from PIL import Image, ImageDraw
+
+    image = Image.new("RGB", (64, 64), (238, 238, 238))
+    draw = ImageDraw.Draw(image)
+    draw.polygon([(36, 50), (58, 50), (47, 31)], fill=(250, 128, 20))
+    draw.rectangle([8, 10, 16, 13], fill=(148, 56, 199))  # 9 × 4 px
+    e = oracle.explain(image, "a purple square and an orange triangle")
+    assert [(o.color, o.shape) for o in e.objects] == [("orange", "triangle")]
+    assert e.score == 0.5
+    draw.rectangle([8, 10, 21, 23], fill=(148, 56, 199))  # a small but real square (196 px) is still one
+    assert oracle.explain(image, "a purple square and an orange triangle").score == 1.0
