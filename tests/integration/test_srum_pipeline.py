@@ -69,8 +69,10 @@ def kill_at_first_checkpoint(cmd: list[str], round_dir: Path) -> None:
 
 def test_round_writes_every_stage_and_resumes_after_kill(checkpoint, tmp_path):
     a = tmp_path / "a"
+    shm_before = set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*"))
     done = run(command(checkpoint, a, 29611))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert set(Path("/dev/shm").glob("deepspeed_allreduce_buffer_*")) <= shm_before  # no shared-memory files left
     r1 = a / "round1"
     for path in ("generate/manifest.json", "score/manifest.json", "checkpoints/manifest.json", "export/DONE.json",
                  "export/model.safetensors", "eval/scores.json", "eval/report.html"):
