@@ -4,7 +4,7 @@ Memory is the bytes of the tensors autograd saves for backward during the forwar
 each storage once): the activations checkpointing trades for recomputation. Same model, batch and noise; the two
 settings alternate.
 
-    python benchmarks/activation_checkpointing.py [--checkpoint checkpoints/shapes-tiny] [--size 256] [--batch 8]
+    python benchmarks/activation_checkpointing.py [--checkpoint checkpoints/shapes-tiny] [--size 64] [--batch 32]
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from srum.models.bagel.unified import BagelUnified
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", default="checkpoints/shapes-tiny")
-    ap.add_argument("--size", type=int, default=256, help="image side in pixels (sets the latent tokens)")
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--size", type=int, default=64, help="image side in pixels (sets the latent tokens; shapes-tiny: at most 64)")
+    ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args()
     model = BagelUnified.from_pretrained(args.checkpoint)
