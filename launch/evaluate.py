@@ -44,7 +44,7 @@ from srum.evaluation.evaluate import (generate_and_judge, import_compbench_resul
                                       write_compbench_samples)
 from srum.evaluation.judges import build_judge, parse_judge_paths
 from srum.evaluation.judges.vlm import SPLIT
-from srum.evaluation.report import compare_scores, write_report, write_scores
+from srum.evaluation.report import compare_scores, summary_extras, write_report, write_scores
 from srum.evaluation.tiny_judges import make_tiny_judges
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device
@@ -158,8 +158,7 @@ def rescore(args: argparse.Namespace) -> None:
     if not all("question_id" in r for r in records):
         records = write_compbench_samples(args.out, records)
     n = import_compbench_results(records, args.import_results)
-    keep = {k: v for k, v in summary.items() if k not in ("benchmark", "split", "checkpoint", "categories", "table",
-                                                          "overall", "n_images", "n_excluded", "parse_failures")}
+    keep = summary_extras(summary)
     keep["imported"] = {"from": str(args.import_results), "records": n}
     summary = write_scores(args.out, summary["benchmark"], summary["split"], summary["checkpoint"], records, keep)
     write_report(args.out, summary, records)
@@ -175,8 +174,7 @@ def rejudge(args: argparse.Namespace) -> None:
     name = args.judge or summary.get("judge", "shapes")
     judge = build_eval_judge(args, name, DistInfo(0, 1, 0, None))
     records = rejudge_records(json.loads((args.out / "images.json").read_text()), args.out, judge)
-    keep = {k: v for k, v in summary.items() if k not in ("benchmark", "split", "checkpoint", "categories", "table",
-                                                          "overall", "n_images", "n_excluded", "parse_failures")}
+    keep = summary_extras(summary)
     keep["rejudged"] = {"judge": name, "previous_overall": summary["overall"]}
     new = write_scores(args.out, summary["benchmark"], summary["split"], summary["checkpoint"], records, keep)
     write_report(args.out, new, records)

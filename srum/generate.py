@@ -62,12 +62,13 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
                    dist: DistInfo, progress: bool = True) -> int:
     """Draw every unfinished chunk of this rank; returns how many chunks it drew."""
     jobs = jobs_of(items, cfg.images_per_prompt, cfg.seed)
-    for k in chunk_ids(len(jobs), cfg.batch_size, dist):
+    mine = chunk_ids(len(jobs), cfg.batch_size, dist)
+    for k in mine:
         if (out / f"chunk_{k:05d}.json").is_file():
             problem, files = chunk_problem(out, k)
             if problem:
                 quarantine(out, files, problem)
-    todo = [k for k in chunk_ids(len(jobs), cfg.batch_size, dist) if not (out / f"chunk_{k:05d}.json").is_file()]
+    todo = [k for k in mine if not (out / f"chunk_{k:05d}.json").is_file()]
     log_resume("generate", len(list(out.glob("chunk_*.json"))), -(-len(jobs) // cfg.batch_size), "chunks")
     (out / "images").mkdir(parents=True, exist_ok=True)
     for k in tqdm(todo, desc="generate", disable=not (progress and dist.is_main), dynamic_ncols=True):
@@ -84,7 +85,7 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
             save_file({"latents": result.latents.contiguous().float()}, str(tmp))
         atomic_write_json(out / f"chunk_{k:05d}.json", records)
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
-                len(chunk_ids(len(jobs), cfg.batch_size, dist)) - len(todo))
+                len(mine) - len(todo))
     return len(todo)
 
 

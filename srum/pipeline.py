@@ -105,7 +105,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     from srum.evaluation.round_report import write_round_report
     from srum.rewards.regions import build_proposer
     from srum.rewards.sources import build_scorer
-    from srum.score import score_stage, score_totals
+    from srum.score import judged_rows, score_stage, score_totals
     from srum.training import load_training_samples, objective_weights, train_round
 
     run_dir = Path(cfg.output.dir)
@@ -165,8 +165,9 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
                     rd / "generate", rd / "score", grid, dist, cfg.log.progress,
                     truth=world.truth if world is not None else None)
         dist.barrier()
-        truth = _round_truth(rd / "score", run_dir, r, writer) if dist.is_main else {}
-        totals = score_totals(rd / "score") if dist.is_main else {}
+        rows = judged_rows(rd / "score") if dist.is_main else []
+        truth = _round_truth(rows, run_dir, r, writer) if dist.is_main else {}
+        totals = score_totals(rows) if dist.is_main else {}
         _stage_manifest(cfg, rd / "score", dist, round=r, **totals, reward_truth=truth,
                         quarantined=quarantined(rd / "score"))
         if writer is not None:
@@ -229,12 +230,11 @@ def _evaluate_once(checkpoint: Path, cfg: RunConfig, round_dir: Path, dist: Dist
         dist.barrier()
 
 
-def _round_truth(scored: Path, run_dir: Path, r: int, writer) -> dict:
-    """This round's reward-vs-truth numbers (srum.evaluation.reward_truth), logged, with a hacking check over
-    the rounds so far; {} when the prompt world has no exact judge."""
+def _round_truth(rows: list[dict], run_dir: Path, r: int, writer) -> dict:
+    """This round's reward-vs-truth numbers (srum.evaluation.reward_truth) from its judged rows, logged, with a
+    hacking check over the rounds so far; {} when the prompt world has no exact judge."""
     from srum.evaluation.reward_truth import hacking_warning, reward_truth
 
-    rows = [row for f in sorted((scored / "judge").glob("chunk_*.json")) for row in json.loads(f.read_text())]
     if not rows or all(row.get("truth") is None for row in rows):
         return {}
     out = reward_truth([row["reward"] for row in rows], [row["truth"] for row in rows])

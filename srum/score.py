@@ -23,8 +23,8 @@ from srum.config import RewardConfig
 from srum.rewards.regions import RegionProposer
 from srum.rewards.reward_map import build_reward_map
 from srum.rewards.sources import Scorer
-from srum.utils.dist import DistInfo
 from srum.utils.artifacts import DamagedArtifact, quarantine, read_image, read_json, read_tensors
+from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_path, atomic_write_json, inside
 from srum.utils.logging import log_resume
 
@@ -86,9 +86,13 @@ def score_stage(judge: Scorer, proposer: RegionProposer, reward_cfg: RewardConfi
     return stats
 
 
-def score_totals(scored: Path) -> dict[str, float]:
-    """Counts over every judged chunk in `scored` (all ranks, all invocations): what the stage's manifest records."""
-    rows = [row for f in sorted((scored / "judge").glob("chunk_*.json")) for row in json.loads(f.read_text())]
+def judged_rows(scored: Path) -> list[dict]:
+    """Every image row of every judged chunk in `scored` (all ranks, all invocations), in chunk order."""
+    return [row for f in sorted((scored / "judge").glob("chunk_*.json")) for row in json.loads(f.read_text())]
+
+
+def score_totals(rows: list[dict]) -> dict[str, float]:
+    """Counts over a score stage's judged rows (`judged_rows`): what the stage's manifest records."""
     return {"images": len(rows), "kept": sum(bool(r["kept"]) for r in rows),
             "parse_failures": sum(r["parse_failures"] for r in rows),
             "global_sum": sum(r["global_score"] or 0.0 for r in rows),

@@ -108,6 +108,15 @@ def _scores_paths(paths: list[str | Path]) -> list[Path]:
     return [Path(p) / "scores.json" if Path(p).is_dir() else Path(p) for p in paths]
 
 
+SUMMARY_FIELDS = ("benchmark", "split", "checkpoint", "categories", "table", "overall", "n_images", "n_excluded",
+                  "parse_failures")  # what write_scores computes; everything else in a summary is the caller's
+
+
+def summary_extras(summary: dict) -> dict:
+    """A scores.json summary's caller-given keys (seed, judge, understanding, …), to carry over a re-scoring."""
+    return {k: v for k, v in summary.items() if k not in SUMMARY_FIELDS}
+
+
 def write_scores(out: Path, benchmark: str, split: str, checkpoint: str, records: list[dict],
                  extra: dict | None = None) -> dict:
     """`scores.json`: per-category means, their mean ("overall"), image count, and per-image records."""
