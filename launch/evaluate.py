@@ -48,7 +48,7 @@ from srum.evaluation.report import compare_scores, summary_extras, write_report,
 from srum.evaluation.tiny_judges import make_tiny_judges
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device
-from srum.utils.dist import DistInfo, init_distributed
+from srum.utils.dist import DistInfo, exit_process, init_distributed
 from srum.utils.io import write_manifest
 from srum.utils.logging import setup_logging
 
@@ -198,6 +198,8 @@ def main() -> None:
         return
     with init_distributed() as dist:  # one rank for a plain `python` run; torchrun / deepspeed shard the images
         evaluate(args, dist)
+    if dist.world_size > 1:
+        exit_process(0)
 
 
 def evaluate(args: argparse.Namespace, dist: DistInfo) -> None:

@@ -66,6 +66,10 @@ def main() -> None:
         sys.exit(f"srum: rank {rank}: {type(e).__name__}: {e} (traceback: {log})")
     if rank == 0:
         print(f"final checkpoint: {export}")
+    if dist.world_size > 1:
+        from srum.utils.dist import exit_process
+
+        exit_process(0)
 
 
 if __name__ == "__main__":
