@@ -17,7 +17,7 @@ from torchmetrics.functional import spearman_corrcoef
 
 from srum.config import JudgeConfig, JudgeMode
 from srum.models.bagel.unified import BagelUnified
-from srum.rewards.judge import SelfJudge, shapes_templates
+from srum.rewards.judge import SelfJudge, templates_for
 from srum.worlds.shapes.grammar import CATEGORIES, mismatch, sample_spec, to_text
 from srum.worlds.shapes.layout import sample_scene
 from srum.worlds.shapes.render import render
@@ -41,7 +41,7 @@ def main() -> None:
     for mode in (JudgeMode.logits, JudgeMode.text):
         cfg = JudgeConfig(mode=mode, templates="shapes", batch_size=args.batch_size, max_retries=0,
                           max_global_tokens=4, think=False)
-        judge = SelfJudge(model, cfg, shapes_templates())
+        judge = SelfJudge(model, cfg, templates_for("shapes"))
         judge.judge(images[:2], prompts[:2], no_regions[:2])  # warm-up
         t0 = time.perf_counter()
         out = judge.judge(images, prompts, no_regions)

@@ -9,7 +9,6 @@ steps for rollouts cost in reward (ShapesWorld oracle on the same prompts and se
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import statistics
 import tempfile
 import time
@@ -19,7 +18,7 @@ import numpy as np
 import torch
 
 from srum.config import GenerateConfig
-from srum.evaluation.benchmarks import shapes_prompts
+from srum.worlds.shapes.world import prompts as shapes_prompts
 from srum.generate import generate_stage, jobs_of
 from srum.models.bagel.unified import BagelUnified
 from srum.utils.dist import DistInfo
@@ -36,7 +35,7 @@ def main() -> None:
     args = ap.parse_args()
 
     model = BagelUnified.from_pretrained(args.checkpoint)
-    base = model.guidance
+    base = model.sampling_settings()
     items = shapes_prompts("train", limit=max(1, args.prompts // 8))
     jobs = jobs_of(items, 1, seed=1000)
     prompts, seeds = [j["prompt"] for j in jobs], [j["seed"] for j in jobs]
@@ -63,14 +62,14 @@ def main() -> None:
         t_loop.append(timed(one_by_one))
     n = len(prompts)
     s_stage, s_loop = statistics.median(t_stage), statistics.median(t_loop)
-    print(f"{n} images of 64 px, {base.num_timesteps} grid points, {torch.get_num_threads()} threads")
+    print(f"{n} images of 64 px, {base['num_timesteps']} grid points, {torch.get_num_threads()} threads")
     print(f"generate stage (batch {args.batch}): {n / s_stage:6.2f} images/s")
     print(f"one prompt at a time:        {n / s_loop:6.2f} images/s   -> stage is {s_loop / s_stage:.2f}x faster")
 
     print(f"\n{'grid points':>11} {'images/s':>9} {'oracle':>7} {'vs first':>9}")
     ref = None
     for steps in [int(s) for s in args.steps.split(",")]:
-        model.guidance = dataclasses.replace(base, num_timesteps=steps)
+        model.set_sampling(num_timesteps=steps)
         t0 = time.perf_counter()
         images = []
         for k in range(0, n, args.batch):

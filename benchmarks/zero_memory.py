@@ -35,10 +35,9 @@ def worker(checkpoint: str, stage: int) -> None:
     n, c = grid[0] * grid[1], model.config.patch_latent_dim
     samples = [TrainSample(i, "a red circle", torch.randn(n, c), torch.ones(n)) for i in range(4)]
     with init_distributed("gloo") as dist:
-        engine = TrainEngine(model.model, cfg.train, dist, torch.float32)
-        model.forward_module = engine.engine
+        engine = TrainEngine(model, cfg.train, dist, torch.float32)
         before = engine.partitioned_parameter_numel()
-        train_round(model, engine, samples, grid, cfg, Path(os.environ["ZERO_BENCH_TMP"]), dist)
+        train_round(engine.model_view(), engine, samples, grid, cfg, Path(os.environ["ZERO_BENCH_TMP"]), dist)
         per_rank = all_gather_objects({"param_values": before, "bytes": before * 4}, dist)
         if dist.is_main:
             print("RESULT " + json.dumps({"stage": stage, "ranks": per_rank,

@@ -32,14 +32,13 @@ import sys
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
 import argparse
-import dataclasses
 import json
 import logging
 import subprocess
 from pathlib import Path
 
 from srum.config import ModelConfig
-from srum.evaluation.benchmarks import COMPBENCH_CATEGORIES, compbench_prompts, shapes_prompts
+from srum.evaluation.benchmarks import COMPBENCH_CATEGORIES, compbench_prompts
 from srum.evaluation.evaluate import (generate_and_judge, import_compbench_results, rejudge_records,
                                       write_compbench_samples)
 from srum.evaluation.judges import build_judge, parse_judge_paths
@@ -51,6 +50,7 @@ from srum.utils.device import rank_device
 from srum.utils.dist import DistInfo, exit_process, init_distributed
 from srum.utils.io import write_manifest
 from srum.utils.logging import setup_logging
+from srum.worlds.registry import WORLDS, world_for
 
 logger = logging.getLogger("launch.evaluate")
 
@@ -58,11 +58,11 @@ logger = logging.getLogger("launch.evaluate")
 def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--checkpoint", help="model folder (srum format or official BAGEL release)")
-    ap.add_argument("--benchmark", choices=["shapes", "t2i-compbench"])
+    ap.add_argument("--benchmark", choices=[*sorted(WORLDS), "t2i-compbench"], help="a prompt world, or T2I-CompBench")
     ap.add_argument("--split", default="val")
     ap.add_argument("--prompts", help="t2i-compbench: folder of <category>_<split>.txt prompt files")
     ap.add_argument("--out", type=Path, help="evaluation folder (with --compare: optional Markdown file)")
-    ap.add_argument("--judge", default=None, help="shapes | vlm | official (default: shapes for ShapesWorld, vlm otherwise)")
+    ap.add_argument("--judge", default=None, help="vlm | official | a world's name (default: a world's own exact judge, vlm otherwise)")
     ap.add_argument("--judge-paths", default=None, help="local judge weights: vlm=DIR,blip=DIR,clip=DIR,owl=DIR")
     ap.add_argument("--tiny-judges", type=Path, default=None,
                     help="write tiny random judge models to DIR and use them (CPU dry runs; scores are meaningless)")
@@ -88,8 +88,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cfg", type=float, default=None, help="override the text guidance scale")
     ap.add_argument("--shift", type=float, default=None, help="override the timestep shift")
     ap.add_argument("--think", action="store_true")
-    ap.add_argument("--understanding", action="store_true", help="ShapesWorld: also measure understanding accuracy")
-    ap.add_argument("--self-judge", action="store_true", help="ShapesWorld: AUROC of the model judging its images")
+    ap.add_argument("--understanding", action="store_true", help="a world: also measure understanding accuracy")
+    ap.add_argument("--self-judge", action="store_true", help="a world: AUROC of the model judging its images")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--verbose", action="store_true", help="DEBUG lines and all third-party output")
@@ -106,6 +106,10 @@ def check_args(args: argparse.Namespace) -> None:
         raise SystemExit(f"evaluate.py: --checkpoint {args.checkpoint} is not a folder")
     if args.benchmark == "t2i-compbench" and not (args.prompts and Path(args.prompts).is_dir()):
         raise SystemExit(f"evaluate.py: --benchmark t2i-compbench needs --prompts DIR (got {args.prompts!r})")
+    for flag, hook in (("understanding", "understanding"), ("self_judge", "self_judge_auroc")):
+        if getattr(args, flag) and not hasattr(world_for(args.benchmark), hook):
+            raise SystemExit(f"evaluate.py: --{flag.replace('_', '-')} needs a prompt world whose tiny model was "
+                             f"taught its questions; --benchmark {args.benchmark} has none")
     for name in ("limit", "batch_size", "images_per_prompt", "steps", "size", "procs"):
         v = getattr(args, name)
         if v is not None and v <= 0:
@@ -207,10 +211,11 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> None:
     model = load_unified_model(ModelConfig(path=args.checkpoint, dtype=args.dtype, device=str(device)))
     overrides = {k: v for k, v in (("num_timesteps", args.steps), ("cfg_text_scale", args.cfg),
                                    ("timestep_shift", args.shift)) if v is not None}
-    model.guidance = dataclasses.replace(model.guidance, **overrides)
-    if args.benchmark == "shapes":
-        items = shapes_prompts(args.split, limit=args.limit)
-        judge_name, size = args.judge or "shapes", args.size or 64
+    model.set_sampling(**overrides)
+    world = world_for(args.benchmark)
+    if world is not None:
+        items = world.prompts(args.split, args.limit)
+        judge_name, size = args.judge or args.benchmark, args.size or world.IMAGE_SIZE
     else:
         cats = COMPBENCH_CATEGORIES + (("complex_action", "complex_spatial") if args.complex_subsets else ())
         items = compbench_prompts(args.prompts, args.split, args.limit, cats)
@@ -223,15 +228,11 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> None:
     if args.benchmark == "t2i-compbench":
         records = write_compbench_samples(args.out, records)
     extra = {"seed": args.seed, "images_per_prompt": args.images_per_prompt, "size": size,
-             "guidance": dataclasses.asdict(model.guidance), "judge": judge_name}
+             "guidance": model.sampling_settings(), "judge": judge_name}
     if args.self_judge:
-        from srum.worlds.shapes.understanding import judge_auroc
-
-        extra["self_judge"] = judge_auroc(model, args.out, records)
+        extra["self_judge"] = world.self_judge_auroc(model, args.out, records)
     if args.understanding:
-        from srum.worlds.shapes.understanding import understanding_benchmark
-
-        extra["understanding"] = understanding_benchmark(model, [it.prompt for it in items], seed=args.seed)
+        extra["understanding"] = world.understanding(model, [it.prompt for it in items], seed=args.seed)
     summary = write_scores(args.out, args.benchmark, args.split, str(args.checkpoint), records, extra)
     write_report(args.out, summary, records)
     write_manifest(args.out, {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},

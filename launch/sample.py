@@ -16,7 +16,6 @@ import logging
 from pathlib import Path
 
 from srum.config import ModelConfig
-from srum.models.bagel.sampling import GuidanceParams
 from srum.models.registry import load_unified_model
 from srum.utils.io import atomic_write_json
 from srum.utils.logging import setup_logging
@@ -39,9 +38,8 @@ def main() -> None:
     args = ap.parse_args()
     setup_logging()
 
-    guidance = GuidanceParams(num_timesteps=args.steps, cfg_text_scale=args.cfg)
     model = load_unified_model(ModelConfig(path=args.checkpoint, dtype=args.dtype, device=args.device),
-                               guidance=guidance)
+                               sampling={"num_timesteps": args.steps, "cfg_text_scale": args.cfg})
     seeds = [args.seed + i for i in range(len(args.prompt))]
     result = model.sample_images(args.prompt, seeds, args.size, args.size, think=args.think)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -19,7 +19,7 @@ import dataclasses  # noqa: E402
 import itertools  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from srum.evaluation.benchmarks import shapes_prompts  # noqa: E402
+from srum.worlds.shapes.world import prompts as shapes_prompts  # noqa: E402
 from srum.models.bagel.sampling import GuidanceParams  # noqa: E402
 from srum.models.bagel.unified import BagelUnified  # noqa: E402
 from srum.models.bagel.weights import GENERATION_CONFIG  # noqa: E402

@@ -22,6 +22,8 @@ from omegaconf.errors import (
 )
 
 from srum.models.registry import BACKENDS  # names only; no model code is imported
+from srum.rewards.registry import MIX, SCORERS  # names only; no scorer is imported
+from srum.worlds.registry import WORLDS, is_world  # names only; no world is imported
 from srum.utils.io import atomic_write_text
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -56,14 +58,6 @@ class RewardMapKind(str, Enum):
     signed = "signed"  # centred at 0 so bad regions lower the weight (srum.md §5.1-2)
 
 
-class RewardSource(str, Enum):
-    """Who scores the images the map is built from; every source goes through the same map and training path."""
-
-    self = "self"  # the model judges its own images: SRUM, the product
-    oracle = "oracle"  # the prompt world's exact judge (ShapesWorld's pixel oracle): an upper bound, not SRUM
-    uniform = "uniform"  # weight 1 everywhere: plain SFT on the model's own samples (self-distillation)
-
-
 class ObjectiveKind(str, Enum):
     official = "official"  # reward-weighted flow matching with the map as positive weights (srum.md §3.3)
     group_relative = "group_relative"  # per-prompt normalised, signed per-token advantages as the weights
@@ -86,10 +80,10 @@ class DistBackend(str, Enum):
     nccl = "nccl"
 
 
-class EvalJudge(str, Enum):
-    vlm = "vlm"  # official protocol: a VLM (Qwen2.5-VL) rates 0-100 (srum.md §4)
-    official = "official"  # T2I-CompBench's own metrics (BLIP-VQA, CLIPScore, detector)
-    shapes = "shapes"  # the shapes-world pixel oracle
+# eval.judge's built-in names (srum.evaluation.judges.JUDGES; a test keeps them equal); a prompt world's name picks
+# its exact judge.
+EVAL_JUDGES = ("vlm",  # official protocol: a VLM (Qwen2.5-VL) rates 0-100 (srum.md §4)
+               "official")  # T2I-CompBench's own metrics (BLIP-VQA, CLIPScore, detector)
 
 
 class EvalVariant(str, Enum):
@@ -218,8 +212,8 @@ class JudgeConfig:
     retry_temperature: float = 0.0  # 0 = greedy retries (official; they repeat the same answer)
     clamp_scores: bool = False  # official never clamps to [-1, 1]
     batch_size: int = 1
-    # Question set, a name in srum.rewards.judge.TEMPLATES: official (text, BAGEL-7B) | digits (logits, BAGEL-7B,
-    # one digit 0-9) | shapes (logits, the ShapesWorld tiny model's yes/no questions).
+    # Question set: official (text, BAGEL-7B) | digits (logits, BAGEL-7B, one digit 0-9) | a prompt world's name
+    # (its tiny model's own questions, e.g. shapes: logits, yes/no).
     # None resolves by mode: official for text, digits for logits.
     templates: str | None = None
     region_margin: float = 0.1  # a region is shown as its box's crop, widened by this fraction of its size per side
@@ -227,7 +221,7 @@ class JudgeConfig:
     def __post_init__(self) -> None:
         if self.max_retries < 0:
             raise ConfigError(f"judge.max_retries={self.max_retries} must be >= 0")
-        template_names = ("official", "digits", "shapes")  # kept equal to judge.TEMPLATES by a test
+        template_names = ("official", "digits", *WORLDS)  # kept equal to judge.TEMPLATES + worlds by a test
         if self.template_set not in template_names:
             raise ConfigError(f"judge.templates={self.templates!r}; expected one of {list(template_names)}")
         if self.template_set == "official" and self.mode == JudgeMode.logits:
@@ -256,13 +250,35 @@ class JudgeConfig:
 class RewardConfig:
     """Stage 3: scores → per-pixel reward map (srum.md §1.5-1.6, §2)."""
 
-    source: RewardSource = RewardSource.self
+    # Who scores the images the map is built from (srum.rewards.registry.SCORERS): self (the model judges its own
+    # images: SRUM) | oracle (the prompt world's exact judge: an upper bound, not SRUM) | uniform (weight 1: self-
+    # distillation) | mix (the scorers of reward.mix, blended by weight). All go through the same map and training.
+    source: str = "self"
+    mix: dict[str, float] = field(default_factory=dict)  # reward.source=mix: scorer name → weight, e.g. {self: 0.7, oracle: 0.3}
     map: RewardMapKind = RewardMapKind.official
     binarize: bool = False  # region score → +1 if > 0 else -1 (official computes it but never uses it)
     drop_zero_global: bool = True  # official formatter drops images whose global score is exactly 0
     missing_global_score: float = 0.0  # g used when an image has no global score
     use_masks: bool = False  # weight a region's mask pixels instead of its whole box (srum.md §5.6; official: boxes)
     use_regions: bool = True  # false: region scores are ignored (the global-reward-only ablation)
+
+    def __post_init__(self) -> None:
+        if self.source not in (*SCORERS, MIX):
+            raise ConfigError(f"reward.source={self.source!r}; expected one of {[*SCORERS, MIX]}")
+        if (self.source == MIX) != bool(self.mix):
+            raise ConfigError("reward.mix names the scorers of reward.source=mix: set both (e.g. reward.source=mix "
+                              f"reward.mix='{{self: 0.7, oracle: 0.3}}') or neither (reward.mix={dict(self.mix)})")
+        for name, weight in self.mix.items():
+            if name not in SCORERS or name == "uniform":
+                raise ConfigError(f"reward.mix.{name}: expected a scorer of {[s for s in SCORERS if s != 'uniform']} "
+                                  "(uniform scores nothing, so it cannot be blended)")
+            if not weight > 0:
+                raise ConfigError(f"reward.mix.{name}={weight} must be > 0")
+
+    @property
+    def scorers(self) -> list[str]:
+        """The scorers this reward asks: the source, or the blend's."""
+        return sorted(self.mix) if self.source == MIX else [self.source]
 
 
 @dataclass
@@ -352,13 +368,13 @@ class TrainConfig:
 class EvalConfig:
     """Stage 6: checkpoint → images → per-category scores (srum.md §4)."""
 
-    prompts: str | None = None  # JSON list like generate.prompts (SRUM's val_comp.json), "shapes"; None skips evaluation
-    split: str = "val"  # for a prompt folder or "shapes": which <category>_<split> lists to read
+    prompts: str | None = None  # like generate.prompts (SRUM's val_comp.json, a folder, a world); None: no evaluation
+    split: str = "val"  # for a prompt folder or a world: which split to read
     limit_per_category: int | None = None  # at most this many prompts per category (None: all)
     categories: list[str] = field(default_factory=list)  # empty = every category in the file
     # each round's export is evaluated once per variant: the first into roundN/eval, others into roundN/eval-<name>
     variants: list[EvalVariant] = field(default_factory=lambda: [EvalVariant.no_think])
-    judge: EvalJudge = EvalJudge.vlm
+    judge: str = "vlm"  # vlm | official | a prompt world's name (its exact judge, e.g. shapes)
     num_timesteps: int | None = None  # denoising grid points for evaluation; None = generate.num_timesteps
     base: bool = False  # also evaluate the starting model (round0/eval): the first point of the score curve
     judge_path: str | None = None  # local folder of the VLM judge (Qwen2.5-VL-72B/32B-Instruct)
@@ -367,7 +383,9 @@ class EvalConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
-        if self.prompts is not None and self.judge == EvalJudge.vlm and self.judge_path is None:
+        if self.judge not in (*EVAL_JUDGES, *WORLDS):
+            raise ConfigError(f"eval.judge={self.judge!r}; expected one of {[*EVAL_JUDGES, *sorted(WORLDS)]}")
+        if self.prompts is not None and self.judge == "vlm" and self.judge_path is None:
             raise ConfigError(
                 "eval.judge_path is required with eval.judge=vlm: pass eval.judge_path=/path/to/Qwen2.5-VL, "
                 "choose another eval.judge, or eval.prompts=null to skip evaluation"
@@ -443,16 +461,16 @@ class RunConfig:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
                 f"generate.images_per_prompt >= 2 (e.g. 8), or objective.kind=official")
-        if self.objective.kind in groups and self.reward.source == RewardSource.uniform:
+        if self.objective.kind in groups and self.reward.source == "uniform":
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
                 "advantages and no update; use objective.kind=official for self-distillation")
-        if self.generate.source == GenerateSource.world and self.generate.prompts != "shapes":
+        if self.generate.source == GenerateSource.world and not is_world(self.generate.prompts):
             raise ConfigError(f"generate.source=world needs a prompt world that can render its prompts; "
-                              f"generate.prompts={self.generate.prompts!r} is a file (use generate.prompts=shapes)")
-        if self.reward.source == RewardSource.oracle and self.generate.prompts != "shapes":
+                              f"generate.prompts={self.generate.prompts!r} is a file (use one of {sorted(WORLDS)})")
+        if "oracle" in self.reward.scorers and not is_world(self.generate.prompts):
             raise ConfigError(f"reward.source=oracle needs a prompt world with an exact judge; "
-                              f"generate.prompts={self.generate.prompts!r} has none (use generate.prompts=shapes)")
+                              f"generate.prompts={self.generate.prompts!r} has none (use one of {sorted(WORLDS)})")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "
@@ -561,7 +579,7 @@ def check_paths(cfg: RunConfig) -> None:
         ("eval.judge_path", cfg.eval.judge_path if cfg.eval.prompts is not None else None),
     ]
     for key, value in checks:
-        if value is not None and value != "shapes" and not Path(value).exists():  # "shapes": generated splits
+        if value is not None and not is_world(value) and not Path(value).exists():  # a world makes its prompts
             raise FileNotFoundError(f"{key}={value!r} does not exist: point {key} at an existing path")
     from srum.models.registry import check_model_folder
 

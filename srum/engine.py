@@ -1,10 +1,9 @@
 """Stage 5 engine: DeepSpeed ZeRO-2/3 around the trainable model, resume checkpoints, HF-style export.
 
 CPU runs use gloo with fp32 and DeepSpeed's torch AdamW (`torch_adam`, no op build); GPU runs use
-NCCL with bf16. Only the generation side trains unless `train.freeze_und=false`: the `*_moe_gen`
-expert, `norm_moe_gen`, `time_embedder`, `vae2llm` and `llm2vae` (text never attends to images, so
-freezing the understanding side cuts no gradient the generation side needs). With `train.lora_rank > 0`
-only LoRA adapters on the generation expert train (`srum.lora`).
+NCCL with bf16. Only the generation side trains unless `train.freeze_und=false` (the backend says which parameters
+those are: `UnifiedModel.is_generation_parameter`). With `train.lora_rank > 0` only LoRA adapters on the backend's
+`lora_targets` train (`srum.lora`).
 """
 
 from __future__ import annotations
@@ -16,20 +15,22 @@ from pathlib import Path
 
 import torch
 
+from collections.abc import Callable
+
 from srum import safe_checkpoint
 from srum.config import TrainConfig
+from srum.models.interface import UnifiedModel
 from srum.utils.dist import DistInfo
 
 logger = logging.getLogger(__name__)
 
-GENERATION_SIDE = ("_moe_gen", "time_embedder.", "vae2llm.", "llm2vae.")
 
-
-def set_trainable(model: torch.nn.Module, freeze_und: bool) -> list[torch.nn.Parameter]:
+def set_trainable(model: torch.nn.Module, freeze_und: bool,
+                  is_generation: Callable[[str], bool]) -> list[torch.nn.Parameter]:
     """Mark trainable parameters (all, or the generation side only) and return them."""
     params = []
     for name, p in model.named_parameters():
-        p.requires_grad_(not freeze_und or any(tag in name for tag in GENERATION_SIDE))
+        p.requires_grad_(not freeze_und or is_generation(name))
         if p.requires_grad:
             params.append(p)
     if not params:
@@ -66,12 +67,13 @@ def without_shm_comm() -> None:
     importlib.import_module("deepspeed.comm.torch").build_shm_op = lambda: None
 
 
-def frozen_reference(model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, dtype: torch.dtype):
+def frozen_reference(unified: UnifiedModel, cfg: TrainConfig, dist: DistInfo, dtype: torch.dtype) -> UnifiedModel:
     """A frozen copy for the `kl` constraint: sharded by a ZeRO-3 inference engine (no optimizer) under
-    stage 3, so it costs each rank 1/world of its size; a plain module under stage 2."""
+    stage 3, so it costs each rank 1/world of its size; the plain module under stage 2."""
+    model = unified.trainable_module()
     model.requires_grad_(False).eval()
     if cfg.zero_stage != 3:
-        return model
+        return unified
     import deepspeed
 
     without_shm_comm()
@@ -79,7 +81,7 @@ def frozen_reference(model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, d
               if k not in ("optimizer", "scheduler", "gradient_clipping")}
     engine, *_ = deepspeed.initialize(model=model, config=config)
     engine.eval()
-    return engine
+    return unified.training_view(engine)
 
 
 def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
@@ -93,18 +95,20 @@ def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
 
 
 class TrainEngine:
-    """A DeepSpeed engine over `model`, with the few operations the loop needs."""
+    """A DeepSpeed engine over a unified model's trainable module, with the few operations the loop needs."""
 
-    def __init__(self, model: torch.nn.Module, cfg: TrainConfig, dist: DistInfo, dtype: torch.dtype) -> None:
+    def __init__(self, unified: UnifiedModel, cfg: TrainConfig, dist: DistInfo, dtype: torch.dtype) -> None:
         import deepspeed
 
-        self.cfg, self.dist = cfg, dist
+        self.cfg, self.dist, self.unified = cfg, dist, unified
+        model = unified.trainable_module()
+        model.train()
         if cfg.lora_rank > 0:
             from srum.lora import add_lora
 
-            params = add_lora(model, cfg.lora_rank, cfg.lora_alpha)
+            params = add_lora(model, cfg.lora_rank, cfg.lora_alpha, unified.lora_targets)
         else:
-            params = set_trainable(model, cfg.freeze_und)
+            params = set_trainable(model, cfg.freeze_und, unified.is_generation_parameter)
         if cfg.activation_checkpointing:
             if not hasattr(model, "set_activation_checkpointing"):
                 raise ValueError(f"train.activation_checkpointing=true: {type(model).__name__} cannot recompute its "
@@ -121,6 +125,10 @@ class TrainEngine:
     @property
     def module(self) -> torch.nn.Module:
         return self.engine.module
+
+    def model_view(self) -> UnifiedModel:
+        """The unified model whose training forwards run through the engine."""
+        return self.unified.training_view(self.engine)
 
     def backward_and_step(self, loss: torch.Tensor) -> float:
         """Backward, then an optimiser step at accumulation boundaries; returns the last global grad norm."""
@@ -204,15 +212,15 @@ class TrainEngine:
             state = merged_state_dict(state, self.cfg.lora_rank, self.cfg.lora_alpha)
         return state
 
-    def reference_forward(self):
-        """With LoRA: the engine's forward with the adapters off, i.e. the frozen base model (for `kl`)."""
+    def reference_view(self) -> UnifiedModel:
+        """With LoRA: the unified model with its adapters off, i.e. the frozen base model (for `kl`)."""
         from srum.lora import adapters_disabled
 
         def forward(*args, **kwargs):
             with adapters_disabled(self.engine.module):
                 return self.engine(*args, **kwargs)
 
-        return forward
+        return self.unified.training_view(forward)
 
     def partitioned_parameter_numel(self) -> int:
         """Parameter values this rank holds (ZeRO-3 shards them; ZeRO-2 keeps full copies)."""

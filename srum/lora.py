@@ -1,7 +1,7 @@
-"""LoRA on the generation expert via peft: adapters injected in place, a reference that is the same model with
+"""LoRA on the generation side via peft: adapters injected in place, a reference that is the same model with
 its adapters switched off (so the `kl` constraint needs no second copy), and export by merging into the base names.
 
-Targets: the `*_moe_gen` attention projections and the `mlp_moe_gen` projections of every layer.
+Targets are the backend's (`UnifiedModel.lora_targets`; BAGEL: the generation expert's projections).
 """
 
 from __future__ import annotations
@@ -13,20 +13,17 @@ import torch
 from peft import LoraConfig, inject_adapter_in_model
 from peft.tuners.tuners_utils import BaseTunerLayer
 
-GENERATION_TARGETS = r".*\.self_attn\.(q|k|v|o)_proj_moe_gen|.*\.mlp_moe_gen\.(gate|up|down)_proj"
-
-
-def add_lora(model: torch.nn.Module, rank: int, alpha: float) -> list[torch.nn.Parameter]:
-    """Inject LoRA adapters (B = 0, so the model is unchanged at first); only adapter weights stay trainable."""
-    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=GENERATION_TARGETS),
-                            model)
+def add_lora(model: torch.nn.Module, rank: int, alpha: float, targets: str) -> list[torch.nn.Parameter]:
+    """Inject LoRA adapters on the modules `targets` (a regex) matches (B = 0, so the model is unchanged at
+    first); only adapter weights stay trainable."""
+    inject_adapter_in_model(LoraConfig(r=rank, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets), model)
     params = []
     for name, p in model.named_parameters():
         p.requires_grad_("lora_" in name)
         if p.requires_grad:
             params.append(p)
     if not params:
-        raise ValueError(f"LoRA matched no module for {GENERATION_TARGETS!r}: is this a BAGEL (MoT) model?")
+        raise ValueError(f"LoRA matched no module for {targets!r}: the backend's lora_targets do not fit this model")
     return params
 
 

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import torch
 
-from srum.config import (Constraint, EvalJudge, EvalVariant, GenerateSource, ObjectiveKind, RewardSource, RunConfig,
+from srum.config import (Constraint, EvalVariant, GenerateSource, ObjectiveKind, RunConfig,
                          config_to_dict, save_config)
 from srum.evaluation.benchmarks import PromptItem, load_prompt_source
 from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
-from srum.models.bagel.sampling import GuidanceParams
+from srum.models.interface import UnifiedModel
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
 from srum.utils.artifacts import quarantined
@@ -35,20 +35,19 @@ logger = logging.getLogger(__name__)
 ROUND_SEED_STRIDE = 1_000_003  # round r draws with generate.seed + (r − 1)·stride: fresh noise every round
 
 
-def guidance_from(cfg: RunConfig, num_timesteps: int | None = None) -> GuidanceParams:
+def sampling_from(cfg: RunConfig, num_timesteps: int | None = None) -> dict:
+    """The recipe's sampler settings, by name, for the backend (which owns their meaning)."""
     g = cfg.generate
-    return GuidanceParams(num_timesteps=num_timesteps or g.num_timesteps, timestep_shift=g.timestep_shift,
-                          cfg_text_scale=g.cfg_text_scale, cfg_img_scale=g.cfg_img_scale,
-                          cfg_interval=tuple(g.cfg_interval), cfg_renorm_type=g.cfg_renorm_type,
-                          cfg_renorm_min=g.cfg_renorm_min)
+    return {"num_timesteps": num_timesteps or g.num_timesteps, "timestep_shift": g.timestep_shift,
+            "cfg_text_scale": g.cfg_text_scale, "cfg_img_scale": g.cfg_img_scale, "cfg_interval": list(g.cfg_interval),
+            "cfg_renorm_type": g.cfg_renorm_type, "cfg_renorm_min": g.cfg_renorm_min}
 
 
-def load_model(path: str | Path, cfg: RunConfig, dist: DistInfo, num_timesteps: int | None = None):
+def load_model(path: str | Path, cfg: RunConfig, dist: DistInfo, num_timesteps: int | None = None) -> UnifiedModel:
     device = rank_device(cfg.model.device, dist.local_rank)
     model_cfg = dataclasses.replace(cfg.model, path=str(path), device=str(device))
-    unified = load_unified_model(model_cfg, guidance=guidance_from(cfg, num_timesteps),
-                                 max_think_tokens=cfg.generate.max_think_tokens)
-    return unified
+    return load_unified_model(model_cfg, sampling=sampling_from(cfg, num_timesteps),
+                              max_think_tokens=cfg.generate.max_think_tokens)
 
 
 def round_items(items: list[PromptItem], limit: int | None, r: int) -> list[PromptItem]:
@@ -78,9 +77,9 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"generate source: {cfg.generate.source.value}"
              + (" (ground-truth renders: the capacity reference, not SRUM)"
                 if cfg.generate.source == GenerateSource.world else ""),
-             f"reward: source {cfg.reward.source.value}"
+             f"reward: source {cfg.reward.source}" + (f" {dict(cfg.reward.mix)}" if cfg.reward.mix else "")
              + (" (the world's exact judge: an upper bound, not self-rewarding)"
-                if cfg.reward.source == RewardSource.oracle else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
+                if "oracle" in cfg.reward.scorers else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
              f"objective: {cfg.objective.kind.value}"
              + ("" if cfg.objective.kind == ObjectiveKind.official else
                 f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "
@@ -93,7 +92,7 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"{'steps' if cfg.train.max_steps else 'epochs'}, ZeRO-{cfg.train.zero_stage} on {world_size} rank(s), "
              f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.grad_accum_steps}, lr {cfg.train.lr}, "
              f"{'generation side only' if cfg.train.freeze_und else 'both experts'}",
-             f"eval: {cfg.eval.prompts or 'off'} ({cfg.eval.judge.value}, {cfg.eval.split}, "
+             f"eval: {cfg.eval.prompts or 'off'} ({cfg.eval.judge}, {cfg.eval.split}, "
              f"{'/'.join(v.value for v in cfg.eval.variants)})",
              f"output: {cfg.output.dir}"]
     return "\n".join(lines)
@@ -181,20 +180,16 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
                            or cfg.objective.kind == ObjectiveKind.nft)
         reference = None
-        if wants_reference and cfg.train.lora_rank == 0:
-            reference = load_model(model_path, cfg, dist)  # the frozen start of this round
-            reference.forward_module = frozen_reference(reference.model, cfg.train, dist, train_dtype)
-        unified.model.train()
-        engine = TrainEngine(unified.model, cfg.train, dist, train_dtype)
-        unified.forward_module = engine.engine
+        if wants_reference and cfg.train.lora_rank == 0:  # the frozen start of this round
+            reference = frozen_reference(load_model(model_path, cfg, dist), cfg.train, dist, train_dtype)
+        engine = TrainEngine(unified, cfg.train, dist, train_dtype)
         if wants_reference and cfg.train.lora_rank > 0:  # the same model with its adapters off
-            reference = dataclasses.replace(unified, forward_module=engine.reference_forward())
-        metrics = train_round(unified, engine, samples, grid, cfg, rd / "checkpoints", dist, reference, writer)
+            reference = engine.reference_view()
+        metrics = train_round(engine.model_view(), engine, samples, grid, cfg, rd / "checkpoints", dist, reference,
+                              writer)
         state = engine.full_state_dict()
         if dist.is_main:
-            from srum.models.bagel.weights import save_bagel
-
-            save_bagel(export, unified.model, unified.vae, unified.tokenizer, unified.guidance, state_dict=state)
+            unified.save_pretrained(export, state_dict=state)
             write_round_report(rd, grid, truth=truth)  # before DONE.json: a finished round has its report
             seconds = round(time.monotonic() - started, 1)
             write_manifest(export, config_to_dict(cfg), extra={"stage": "export", "round": r, "seconds": seconds})
@@ -294,9 +289,9 @@ def evaluate_round(export: Path, cfg: RunConfig, out: Path, dist: DistInfo, thin
         if not items:
             raise ValueError(f"eval.categories={cfg.eval.categories}: none of them is in {cfg.eval.prompts}")
     options = {}
-    if cfg.eval.judge == EvalJudge.vlm:
+    if cfg.eval.judge == "vlm":
         options = {"max_new_tokens": cfg.eval.judge_max_new_tokens, "failure_score": cfg.eval.failure_score}
-    judge = build_judge(cfg.eval.judge.value, device=str(rank_device(cfg.model.device, dist.local_rank)),
+    judge = build_judge(cfg.eval.judge, device=str(rank_device(cfg.model.device, dist.local_rank)),
                         paths={"vlm": cfg.eval.judge_path} if cfg.eval.judge_path else None, **options)
     records = generate_and_judge(unified, items, judge, out, 1, cfg.eval.seed, cfg.generate.resolution,
                                  cfg.generate.batch_size, think, progress=cfg.log.progress, dist=dist)

@@ -22,8 +22,8 @@ def test_expand_gives_valid_configs_and_own_folders(tmp_path):
     assert by_name["global_only"].reward.use_regions is False
     assert by_name["local_only"].judge.global_layout is False
     assert by_name["constraint_kl"].objective.constraint.value == "kl"
-    assert by_name["self_distill"].reward.source.value == "uniform"
-    assert by_name["oracle"].reward.source.value == "oracle"
+    assert by_name["self_distill"].reward.source == "uniform"
+    assert by_name["oracle"].reward.source == "oracle"
     with pytest.raises(ValueError, match="unknown ablation variant"):
         expand(["nope"], tmp_path)
 

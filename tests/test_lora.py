@@ -8,6 +8,7 @@ from srum.lora import adapters_disabled, add_lora, merged_state_dict
 from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.sequence import Latent, build_batch, text_segment
+from srum.models.bagel.unified import BagelUnified
 
 
 def _velocity(model, batch):
@@ -24,7 +25,7 @@ def test_lora_reference_and_merge():
     v_base = _velocity(base, batch)
     model = Bagel(cfg)
     model.load_state_dict(base.state_dict())
-    params = add_lora(model, rank=4, alpha=8.0)
+    params = add_lora(model, rank=4, alpha=8.0, targets=BagelUnified.lora_targets)
     names = [n for n, p in model.named_parameters() if p.requires_grad]
     assert names and all("lora_" in n and "_moe_gen" in n for n in names)
     assert len(names) == 2 * 7 * cfg.llm_config.num_hidden_layers  # A and B for q, k, v, o, gate, up, down

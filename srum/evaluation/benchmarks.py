@@ -1,4 +1,5 @@
-"""Prompt sources for evaluation: ShapesWorld splits (generated from a seed) and T2I-CompBench files (read from a path).
+"""Prompt sources: a prompt world's splits (by its registered name, e.g. `shapes`), T2I-CompBench files (a folder)
+and SRUM's prompt JSON (a file).
 
 Every item carries its category and its index within the category, so image seeds and file names
 are the same for every checkpoint evaluated on the same benchmark.
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-
-from srum.worlds.shapes.grammar import CATEGORIES as SHAPES_CATEGORIES
 
 # T2I-CompBench's categories (the SRUM paper's table orders them alphabetically: srum.evaluation.report.PAPER_ORDER).
 COMPBENCH_CATEGORIES: tuple[str, ...] = (
@@ -22,15 +21,6 @@ class PromptItem:
     category: str
     index: int  # position within its category's list
     prompt: str
-
-
-def shapes_prompts(split: str, seed: int = 0, limit: int | None = None,
-                   categories: tuple[str, ...] = SHAPES_CATEGORIES) -> list[PromptItem]:
-    """ShapesWorld prompts of a split (train / val / test), `limit` per category."""
-    from srum.worlds.shapes.splits import make_splits
-
-    splits = make_splits(seed)
-    return [PromptItem(c, i, p) for c in categories for i, p in enumerate(splits[c][split][:limit])]
 
 
 def compbench_prompts(directory: str | Path, split: str = "val", limit: int | None = None,
@@ -76,9 +66,12 @@ def official_json_prompts(path: str | Path, limit: int | None = None) -> list[Pr
 
 
 def load_prompt_source(source: str, split: str = "train", limit: int | None = None) -> list[PromptItem]:
-    """Prompts from `shapes` (ShapesWorld splits), a SRUM JSON file, or a folder of T2I-CompBench txt files."""
-    if source == "shapes":
-        return shapes_prompts(split, limit=limit)
+    """Prompts from a prompt world (its registered name), a SRUM JSON file, or a folder of T2I-CompBench txt files."""
+    from srum.worlds.registry import world_for
+
+    world = world_for(source)
+    if world is not None:
+        return world.prompts(split, limit)
     path = Path(source)
     if path.is_dir():
         categories = tuple(c for c in COMPBENCH_CATEGORIES if (path / f"{c}_{split}.txt").is_file())

@@ -1,15 +1,20 @@
-"""The backend-neutral unified-model interface the SRUM loop calls.
+"""The backend-neutral unified-model interface: everything the SRUM loop and evaluation ask of a model.
 
-A backend (BAGEL today) implements generation, flow-matching velocity for training, and
-understanding (free text, and a distribution over given answer tokens for dense rewards).
+A backend (BAGEL today) implements generation, flow-matching velocity for training, understanding (free text, and a
+distribution over given answer tokens for dense rewards), and the few facts training needs: which torch module
+trains, which of its parameters are the generation side, where LoRA goes, and how a folder is written and read.
+Sampler settings are opaque to the loop: a mapping of names the backend understands (steps, guidance scales, …).
+No module outside `srum/models/` imports a backend; `srum.models.registry` finds one by name.
 Conventions: latents are the backend's scaled latent maps (B, C, h, w); flow time t ∈ [0, 1] with
 t = 1 pure noise; velocities are (B, n_tokens, token_dim) float32 with v = ε − x0.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from PIL import Image
@@ -47,3 +52,40 @@ class UnifiedModel(Protocol):
     def answer_distribution(self, images: list[Image.Image | None], questions: list[str],
                             answers: list[str]) -> torch.Tensor:
         """(B, K) probabilities of each candidate answer token, renormalised over the K, in one forward."""
+
+    # ---- facts the loop needs -------------------------------------------------------------------
+    def latent_grid(self, height: int, width: int) -> tuple[int, int]:
+        """The latent token grid (h, w) of an image of this size; ValueError for sizes the model cannot draw."""
+
+    def sampling_settings(self) -> dict[str, Any]:
+        """The sampler's settings by name (JSON-ready), as manifests and evaluation summaries record them."""
+
+    def set_sampling(self, **settings: Any) -> None:
+        """Change sampler settings by name (e.g. num_timesteps=); ValueError naming an unknown one."""
+
+    # ---- training ---------------------------------------------------------------------------------
+    lora_targets: str  # regex of the generation-side module names LoRA adapters go on (peft `target_modules`)
+
+    def trainable_module(self) -> torch.nn.Module:
+        """The torch module an optimizer wraps: every weight a training run may change."""
+
+    def is_generation_parameter(self, name: str) -> bool:
+        """Whether a parameter of `trainable_module()` (by name) belongs to the generation side, the part that
+        trains when the understanding side is frozen."""
+
+    def training_view(self, forward: Callable) -> UnifiedModel:
+        """The same model (shared weights) whose `velocity` calls `forward` in place of `trainable_module()`:
+        a DeepSpeed engine wrapping it, or a frozen reference."""
+
+    def save_pretrained(self, folder: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
+        """Write a folder `from_pretrained` reads back, atomically (`state_dict` in place of the module's own,
+        e.g. gathered from ZeRO-3 shards), with the current sampler settings."""
+
+    @classmethod
+    def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+                        sampling: Mapping[str, Any] | None = None, **options: Any) -> UnifiedModel:
+        """Load a folder; `sampling` overrides the settings the folder recommends."""
+
+    @staticmethod
+    def check_folder(folder: str | Path) -> None:
+        """FileNotFoundError naming what a folder lacks, before anything is loaded."""

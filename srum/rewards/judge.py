@@ -154,39 +154,24 @@ DIGIT_TEMPLATES = JudgeTemplates(
 )
 
 
-def shapes_templates() -> JudgeTemplates:
-    """The ShapesWorld tiny model's own yes/no questions (srum.worlds.shapes.tasks): yes → +1, no → -1.
-
-    A region is asked "does this region show {object}?" for each object phrase of the prompt, and keeps the best.
-    """
-    from srum.worlds.shapes import tasks  # imported here: the judge must not need a world to load
-    from srum.worlds.shapes.judging import object_phrases
-
-    return JudgeTemplates(
-        global_question=tasks.global_question("{prompt}"),
-        region_question=tasks.region_question("{object}"),
-        answers={tasks.YES: 1.0, tasks.NO: -1.0},
-        sample_question=tasks.global_question("{prompt}"),
-        object_phrases=object_phrases,
-    )
-
-
-# Names must match JudgeConfig.templates' check in srum/config.py (a test keeps them equal).
-TEMPLATES: dict[str, Callable[[], JudgeTemplates]] = {
-    "official": lambda: OFFICIAL_TEMPLATES,
-    "digits": lambda: DIGIT_TEMPLATES,
-    "shapes": shapes_templates,
-}
+# Built-in question sets; a prompt world adds its own under its name (srum.worlds.interface.World.judge_templates).
+# Names must match JudgeConfig's check in srum/config.py (a test keeps them equal).
+TEMPLATES: dict[str, JudgeTemplates] = {"official": OFFICIAL_TEMPLATES, "digits": DIGIT_TEMPLATES}
 
 
 def templates_for(name: str | None, mode: JudgeMode = JudgeMode.text) -> JudgeTemplates:
-    """The template set registered under `name` (judge.templates); None picks the mode's default, as
+    """The question set `name` (judge.templates): built in, or a world's; None picks the mode's default, as
     `JudgeConfig.template_set` does (prefer `templates_for(cfg.judge.template_set)`)."""
+    from srum.worlds.registry import WORLDS, world_for
+
     if name is None:
         name = JudgeConfig(mode=mode).template_set
+    world = world_for(name)
+    if world is not None:
+        return world.judge_templates()
     if name not in TEMPLATES:
-        raise ValueError(f"judge.templates={name!r}; expected one of {sorted(TEMPLATES)}")
-    return TEMPLATES[name]()
+        raise ValueError(f"judge.templates={name!r}; expected one of {sorted(TEMPLATES) + sorted(WORLDS)}")
+    return TEMPLATES[name]
 
 
 # ---------------------------------------------------------------------------------------------------- parsing
@@ -287,7 +272,7 @@ class SelfJudge:
         if cfg.mode == JudgeMode.logits and not templates.answers:
             raise ValueError(
                 "judge.mode=logits needs templates with single-token answers (JudgeTemplates.answers); "
-                "use judge.templates=digits or shapes, or judge.mode=text"
+                "use judge.templates=digits or a world's templates, or judge.mode=text"
             )
         if cfg.sample_level_only and templates.sample_question is None:
             raise ValueError("judge.sample_level_only=true but these templates have no sample_question")

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from srum.config import RewardConfig, RewardMapKind, RewardSource
+from srum.config import RewardConfig, RewardMapKind
 
 if TYPE_CHECKING:  # only for type hints: the judge module pulls in PIL and the region proposers
     from srum.rewards.judge import Judgement
@@ -136,7 +136,7 @@ def build_reward_map(judgement: Judgement, height: int, width: int, cfg: RewardC
     whose score did not parse (None) are left out. Boxes are taken as given, in the judged image's pixels
     (official does not rescale them when the training transform resizes, §5.5).
     """
-    if cfg.source == RewardSource.uniform:  # self-distillation: every image, every token, weight 1
+    if cfg.source == "uniform":  # self-distillation: every image, every token, weight 1
         return torch.ones(grid[0] * grid[1], device=device) if grid else torch.ones(height, width, device=device)
     scored = [(r, s) for r, s in zip(judgement.regions, judgement.region_scores)
               if s is not None and cfg.use_regions]

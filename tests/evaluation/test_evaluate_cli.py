@@ -9,25 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
 from srum.evaluation.report import category_scores
-from srum.models.bagel.config import BagelConfig
-from srum.models.bagel.model import Bagel
-from srum.models.bagel.vae import BagelVAE
-from srum.models.bagel.weights import save_bagel
-from srum.worlds.shapes.model import shapes_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path) -> Path:
-    torch.manual_seed(0)
-    cfg = BagelConfig.tiny()
-    tok = shapes_tokenizer(cfg)  # the ShapesWorld vocabulary on the tiny config's ids
-    save_bagel(tmp_path / "ck", Bagel(cfg), BagelVAE(cfg.vae_config), tok)
-    return tmp_path / "ck"
 
 
 def test_evaluate_shapes_limit(tiny_checkpoint, tmp_path):

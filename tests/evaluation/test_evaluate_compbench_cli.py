@@ -9,25 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 
-from srum.models.bagel.config import BagelConfig
-from srum.models.bagel.model import Bagel
-from srum.models.bagel.vae import BagelVAE
-from srum.models.bagel.weights import save_bagel
-from srum.worlds.shapes.model import shapes_tokenizer
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMPTS = ROOT.parent / "shared" / "data" / "t2i-compbench"
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = BagelConfig.tiny()
-    path = tmp_path_factory.mktemp("ck") / "ck"
-    save_bagel(path, Bagel(cfg), BagelVAE(cfg.vae_config), shapes_tokenizer(cfg))
-    return path
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:

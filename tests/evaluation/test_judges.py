@@ -157,3 +157,10 @@ def test_official_judge_tiny(tiny):
     assert judge.clip_scores([], []) == []
     long_query = "the very fluffy and extremely soft grey and white striped cat with long whiskers"
     assert len(judge.detect(_images(1)[0], [long_query])) == 1
+
+
+def test_eval_judge_names_match_the_config():
+    from srum.config import EVAL_JUDGES
+    from srum.evaluation.judges import JUDGES
+
+    assert set(JUDGES) == set(EVAL_JUDGES)

@@ -63,10 +63,9 @@ def main() -> None:
                            torch.rand(4, generator=g)) for i in range(8)]
     with init_distributed("gloo") as dist:
         unified = BagelUnified(model, vae, tok)
-        engine = TrainEngine(model, cfg.train, dist, torch.float32)
-        unified.forward_module = engine.engine
+        engine = TrainEngine(unified, cfg.train, dist, torch.float32)
         recorder = Recorder(crash_at) if dist.is_main else None
-        train_round(unified, engine, samples, (2, 2), cfg, out / "checkpoints", dist, writer=recorder)
+        train_round(engine.model_view(), engine, samples, (2, 2), cfg, out / "checkpoints", dist, writer=recorder)
         state = engine.full_state_dict()
         if dist.is_main:
             (out / "losses.json").write_text(json.dumps(recorder.rows))

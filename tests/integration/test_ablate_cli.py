@@ -9,28 +9,19 @@ import sys
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
-from srum.models.bagel.config import BagelConfig
-from srum.models.bagel.model import Bagel
-from srum.models.bagel.vae import BagelVAE
-from srum.models.bagel.weights import save_bagel
-from srum.worlds.shapes.model import shapes_tokenizer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_two_variant_ablation(tmp_path):
+def test_two_variant_ablation(tiny_checkpoint, tmp_path):
     if shutil.which("deepspeed") is None:
         pytest.skip("the deepspeed launcher is not on PATH")
-    torch.manual_seed(0)
-    cfg = BagelConfig.tiny()
-    save_bagel(tmp_path / "ck", Bagel(cfg), BagelVAE(cfg.vae_config), shapes_tokenizer(cfg))
     cmd = [sys.executable, str(ROOT / "launch" / "ablate.py"), str(ROOT / "recipes" / "shapes.yaml"),
            "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate"), "--eval-seeds", "0,1",
-           f"model.path={tmp_path / 'ck'}", "generate.limit_per_category=1", "generate.num_timesteps=3",
+           f"model.path={tiny_checkpoint}", "generate.limit_per_category=1", "generate.num_timesteps=3",
            "train.max_steps=2", "train.save_every=0", "eval.limit_per_category=1", "log.progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)

@@ -15,24 +15,14 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
-from srum.models.bagel.config import BagelConfig
-from srum.models.bagel.model import Bagel
-from srum.models.bagel.vae import BagelVAE
-from srum.models.bagel.weights import save_bagel
-from srum.worlds.shapes.model import shapes_tokenizer
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    cfg = BagelConfig.tiny()
-    tok = shapes_tokenizer(cfg)  # the ShapesWorld vocabulary on the tiny config's ids
-    folder = tmp_path_factory.mktemp("ck")
-    save_bagel(folder, Bagel(cfg), BagelVAE(cfg.vae_config), tok)
-    return folder
+@pytest.fixture
+def checkpoint(tiny_checkpoint) -> Path:
+    return tiny_checkpoint
 
 
 def command(checkpoint: Path, out: Path, port: int) -> list[str]:

@@ -11,6 +11,7 @@ import torch
 from PIL import Image
 
 from srum.config import ConfigError, JudgeConfig, JudgeMode
+from srum.worlds.registry import WORLDS
 from srum.rewards.judge import (
     DIGIT_TEMPLATES,
     OFFICIAL_TEMPLATES,
@@ -22,7 +23,6 @@ from srum.rewards.judge import (
     parse_answer_value,
     parse_global_score,
     parse_region_scores,
-    shapes_templates,
     templates_for,
 )
 from srum.rewards.regions import Region
@@ -100,7 +100,7 @@ def test_logits_judge_shapes_expectation_max_over_objects_and_crop():
         "region show a blue square": [0.9, 0.1],  # 0.8 → the region keeps max(−0.4, 0.8) = 0.8
     })
     cfg = JudgeConfig(mode=JudgeMode.logits, templates="shapes", batch_size=2, region_margin=0.1)
-    judge = SelfJudge(model, cfg, shapes_templates())
+    judge = SelfJudge(model, cfg, templates_for("shapes"))
     [j] = judge.judge([_image()], [PROMPT], [[_region((10, 10, 30, 30))]])
     assert j.global_score == pytest.approx(0.6)
     assert j.region_scores == [pytest.approx(0.8)]
@@ -132,14 +132,14 @@ def test_logits_judge_digits_expectation():
 def test_logits_judge_empty_box_dropped_and_no_global():
     model = ProbModel({"region show": [1.0, 0.0]})
     cfg = JudgeConfig(mode=JudgeMode.logits, templates="shapes", global_layout=False)
-    [j] = SelfJudge(model, cfg, shapes_templates()).judge(
+    [j] = SelfJudge(model, cfg, templates_for("shapes")).judge(
         [_image()], ["a red circle"], [[_region((5, 5, 5, 20)), _region((0, 0, 10, 10))]])
     assert j.global_score is None
     assert j.region_scores == [None, pytest.approx(1.0)]  # an empty box has nothing to show
 
 
 def test_shapes_templates_match_the_taught_questions():
-    t = shapes_templates()
+    t = templates_for("shapes")
     assert t.global_question.format(prompt=PROMPT) == tasks.global_question(PROMPT)
     assert t.region_question.format(prompt=PROMPT, object="a red circle") == tasks.region_question("a red circle")
     assert t.object_phrases(PROMPT) == ["a red circle", "a blue square"]
@@ -254,8 +254,8 @@ def test_text_judge_think_instruction_and_sample_level():
 
 
 def test_template_registry_matches_config():
-    assert set(TEMPLATES) == {"official", "digits", "shapes"}
-    for name in TEMPLATES:
+    assert set(TEMPLATES) == {"official", "digits"}
+    for name in [*TEMPLATES, *WORLDS]:
         mode = JudgeMode.text if name == "official" else JudgeMode.logits
         JudgeConfig(templates=name, mode=mode)
         assert templates_for(name).global_question

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from srum.config import RewardConfig, RewardMapKind, RewardSource
+from srum.config import RewardConfig, RewardMapKind
 from srum.rewards.judge import Judgement
 from srum.rewards.regions import Region
 from srum.rewards.reward_map import (
@@ -189,7 +189,7 @@ def test_build_use_masks_and_fallback(caplog):
 def test_uniform_and_global_only_switches():
     region = Region((0, 0, 2, 2), None, 4)
     j = Judgement(global_score=0.6, region_scores=[0.9], regions=[region], raw=[])
-    uniform = build_reward_map(j, 4, 4, RewardConfig(source=RewardSource.uniform), grid=(2, 2))
+    uniform = build_reward_map(j, 4, 4, RewardConfig(source="uniform"), grid=(2, 2))
     assert uniform.tolist() == [1.0, 1.0, 1.0, 1.0]
     # global only: the region's 0.9 is ignored, so every pixel is 0.5 · (0.6 + 1) / 2 = 0.4
     glob = build_reward_map(j, 4, 4, RewardConfig(use_regions=False))

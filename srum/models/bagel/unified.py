@@ -9,9 +9,11 @@ same context, with the plan re-encoded as a new segment.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import dataclasses
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -47,6 +49,12 @@ class BagelUnified:
     # Training forwards go through this callable when set (the DeepSpeed engine wrapping `model`).
     forward_module: Callable | None = None
 
+    # The generation expert's attention and MLP projections of every layer (the MoT `*_moe_gen` copies).
+    lora_targets = r".*\.self_attn\.(q|k|v|o)_proj_moe_gen|.*\.mlp_moe_gen\.(gate|up|down)_proj"
+    # Generation side: the `*_moe_gen` expert and its norms, the timestep embedder and the latent projections.
+    # Text never attends to images, so freezing the understanding side cuts no gradient the generation side needs.
+    _GENERATION_SIDE = ("_moe_gen", "time_embedder.", "vae2llm.", "llm2vae.")
+
     @staticmethod
     def check_folder(folder: str | Path) -> None:
         """Raise FileNotFoundError naming the file a loadable folder lacks (before anything is loaded)."""
@@ -58,16 +66,50 @@ class BagelUnified:
 
     @classmethod
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
-                        device: torch.device | str = "cpu", **kwargs) -> BagelUnified:
-        """Load a folder; sampler settings come from `guidance=`, else the folder's generation_config.json."""
+                        device: torch.device | str = "cpu", sampling: Mapping[str, Any] | None = None,
+                        **kwargs) -> BagelUnified:
+        """Load a folder; sampler settings are the folder's generation_config.json (else BAGEL's defaults) with
+        `sampling`'s names (GuidanceParams fields) over them."""
         from srum.models.bagel.weights import load_bagel, load_generation_config
 
         ck = load_bagel(folder, dtype=dtype, device=device)
         if ck.tokenizer is None:
             raise FileNotFoundError(f"{folder} has no tokenizer.json; BagelUnified needs one to read prompts")
-        if kwargs.get("guidance") is None:
-            kwargs["guidance"] = load_generation_config(folder) or GuidanceParams()
-        return cls(ck.model, ck.vae, ck.tokenizer, **kwargs)
+        unified = cls(ck.model, ck.vae, ck.tokenizer, guidance=load_generation_config(folder) or GuidanceParams(),
+                      **kwargs)
+        unified.set_sampling(**(sampling or {}))
+        return unified
+
+    # ---- what the loop needs to know (srum.models.interface) --------------------------------
+    def sampling_settings(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self.guidance)
+        out["cfg_interval"] = list(out["cfg_interval"])
+        return out
+
+    def set_sampling(self, **settings: Any) -> None:
+        names = {f.name for f in dataclasses.fields(GuidanceParams)}
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"unknown BAGEL sampler setting(s) {unknown}; expected some of {sorted(names)}")
+        if "cfg_interval" in settings:
+            settings = {**settings, "cfg_interval": tuple(settings["cfg_interval"])}
+        self.guidance = dataclasses.replace(self.guidance, **settings)
+
+    def trainable_module(self) -> torch.nn.Module:
+        return self.model
+
+    @staticmethod
+    def is_generation_parameter(name: str) -> bool:
+        return any(tag in name for tag in BagelUnified._GENERATION_SIDE)
+
+    def training_view(self, forward: Callable) -> BagelUnified:
+        return dataclasses.replace(self, forward_module=forward)
+
+    def save_pretrained(self, folder: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
+        from srum.models.bagel.weights import save_bagel
+
+        save_bagel(folder, self.model, self.vae, self.tokenizer, self.guidance,
+                   state_dict=dict(state_dict) if state_dict is not None else None)
 
     @property
     def config(self):

@@ -15,7 +15,7 @@ import json
 
 import numpy as np
 
-from srum.evaluation.benchmarks import shapes_prompts
+from srum.worlds.shapes.world import prompts as shapes_prompts
 from srum.worlds.shapes.grammar import parse_prompt
 from srum.worlds.shapes.layout import sample_scene
 from srum.worlds.shapes.oracle import category_means, score_batch

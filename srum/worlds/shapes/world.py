@@ -1,18 +1,32 @@
-"""ShapesWorld's hooks for the SRUM loop (found through `srum.worlds.registry`): its exact judge, as a truth score
-and as a training reward source, and ground-truth renders of any prompt (the capacity reference)."""
+"""ShapesWorld's hooks for the SRUM loop and evaluation (`srum.worlds.interface.World`, registered as `shapes` in
+`srum.worlds.registry`): its prompt splits, its exact judge (as a truth score, a training reward source and an
+evaluation judge), ground-truth renders of any prompt (the capacity reference), the yes/no questions its tiny model
+answers as a self-judge, and the evaluations that need the truth."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from srum.evaluation.benchmarks import PromptItem
 from srum.worlds.shapes import oracle
+from srum.worlds.shapes.grammar import CATEGORIES as CATEGORIES
 from srum.worlds.shapes.grammar import parse_prompt
 from srum.worlds.shapes.layout import sample_scene
 from srum.worlds.shapes.render import render
-from srum.worlds.shapes.reward import OracleScorer
+
+IMAGE_SIZE = 64  # the canvas the renderer, the oracle and the tiny model are tuned for
+
+
+def prompts(split: str, limit: int | None = None, seed: int = 0) -> list[PromptItem]:
+    """The prompts of a split (train / val / test) made from `seed`, `limit` per category."""
+    from srum.worlds.shapes.splits import make_splits
+
+    splits = make_splits(seed)
+    return [PromptItem(c, i, p) for c in CATEGORIES for i, p in enumerate(splits[c][split][:limit])]
 
 
 def truth(images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
@@ -20,7 +34,9 @@ def truth(images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
     return oracle.score_batch(images, prompts)
 
 
-def oracle_scorer() -> OracleScorer:
+def oracle_scorer():
+    from srum.worlds.shapes.reward import OracleScorer
+
     return OracleScorer()
 
 
@@ -31,3 +47,37 @@ def render_truth(prompts: Sequence[str], seeds: Sequence[int], size: int) -> lis
         rng = np.random.default_rng(int(seed))
         out.append(render(sample_scene(parse_prompt(prompt), rng), size, rng))
     return out
+
+
+def judge_templates():
+    """The tiny model's own yes/no questions (srum.worlds.shapes.tasks): yes → +1, no → -1. A region is asked
+    "does this region show {object}?" for each object phrase of the prompt, and keeps the best."""
+    from srum.rewards.judge import JudgeTemplates
+    from srum.worlds.shapes import tasks
+    from srum.worlds.shapes.judging import object_phrases
+
+    return JudgeTemplates(
+        global_question=tasks.global_question("{prompt}"),
+        region_question=tasks.region_question("{object}"),
+        answers={tasks.YES: 1.0, tasks.NO: -1.0},
+        sample_question=tasks.global_question("{prompt}"),
+        object_phrases=object_phrases,
+    )
+
+
+def eval_judge():
+    from srum.worlds.shapes.eval_judge import ShapesOracleJudge
+
+    return ShapesOracleJudge()
+
+
+def understanding(model, prompts: list[str], seed: int) -> dict:
+    from srum.worlds.shapes.understanding import understanding_benchmark
+
+    return understanding_benchmark(model, prompts, seed=seed)
+
+
+def self_judge_auroc(model, out: Path, records: list[dict]) -> dict:
+    from srum.worlds.shapes.understanding import judge_auroc
+
+    return judge_auroc(model, out, records)

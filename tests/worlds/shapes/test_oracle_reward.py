@@ -57,7 +57,7 @@ def test_world_registry_gives_shapes_hooks_and_no_world_for_files():
 
 
 def test_oracle_judge_gives_its_reasons():
-    from srum.evaluation.judges.shapes import ShapesOracleJudge
+    from srum.worlds.shapes.eval_judge import ShapesOracleJudge
 
     (d,) = ShapesOracleJudge().judge([render(SCENE, 64)], [PROMPT], ["spatial"])
     assert d["score"] == 1 / 3

@@ -1,4 +1,4 @@
-"""The ShapesWorld oracle as a judge."""
+"""The ShapesWorld oracle as an evaluation judge (`eval.judge=shapes`, `--judge shapes`)."""
 
 from __future__ import annotations
 

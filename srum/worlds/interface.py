@@ -1,0 +1,50 @@
+"""What a prompt world offers the loop and evaluation, by name (`generate.prompts=shapes`, `--benchmark shapes`).
+
+A world is a module (registered in `srum.worlds.registry`) that draws its own prompts and knows the truth about
+them: an exact judge of images, a scorer that answers the self-judge's questions exactly (the `oracle` reward
+source, an upper bound), correct renders (the capacity reference), the questions its own tiny model answers as a
+self-judge. Generic code calls these and names no world.
+
+Optional hooks, for worlds whose tiny model was taught their questions (`launch/evaluate.py --understanding` and
+`--self-judge` say so when a world lacks them):
+    understanding(model, prompts, seed) -> dict        the model's yes/no accuracy on renders of the prompts
+    self_judge_auroc(model, out, records) -> dict      how well the model's own judgement separates correct images
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+if TYPE_CHECKING:
+    from srum.evaluation.benchmarks import PromptItem
+    from srum.evaluation.judges.base import Judge
+    from srum.rewards.judge import JudgeTemplates
+    from srum.rewards.sources import Scorer
+
+
+@runtime_checkable
+class World(Protocol):
+    CATEGORIES: tuple[str, ...]
+    IMAGE_SIZE: int  # the side, in pixels, its images are drawn and judged at
+
+    def prompts(self, split: str, limit: int | None = None) -> list[PromptItem]:
+        """The split's prompts (train / val / test), at most `limit` per category, in a fixed order."""
+
+    def truth(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
+        """The exact score in [0, 1] of each image for its prompt."""
+
+    def oracle_scorer(self) -> Scorer:
+        """A training-reward scorer that answers the self-judge's questions exactly (`reward.source=oracle`)."""
+
+    def render_truth(self, prompts: Sequence[str], seeds: Sequence[int], size: int) -> list[Image.Image]:
+        """A correct image per prompt (`generate.source=world`: the supervised capacity reference)."""
+
+    def judge_templates(self) -> JudgeTemplates:
+        """The self-judge questions the world's own tiny model was taught (`judge.templates=<world name>`)."""
+
+    def eval_judge(self) -> Judge:
+        """The evaluation judge (`eval.judge=<world name>`): exact scores, with the reason for each."""
