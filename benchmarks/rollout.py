@@ -38,7 +38,7 @@ def main() -> None:
     base = model.sampling_settings()
     items = shapes_prompts("train", limit=max(1, args.prompts // 8))
     jobs = jobs_of(items, 1, seed=1000)
-    prompts, seeds = [j["prompt"] for j in jobs], [j["seed"] for j in jobs]
+    prompts, seeds = [j.prompt for j in jobs], [j.seed for j in jobs]
     cfg = GenerateConfig(prompts="shapes", think=False, resolution=64, batch_size=args.batch, seed=1000)
     one = DistInfo(rank=0, world_size=1, local_rank=0, backend=None)
 

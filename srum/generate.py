@@ -1,12 +1,11 @@
-"""Stage 1 generate: prompts → images and their clean latents, in chunks that are each written atomically.
-
-Chunk k holds prompts [k·B, (k+1)·B) of the prompt list; rank r takes chunks k ≡ r (mod world size).
-A chunk is done when its `.json` exists (written after its tensors), so a killed run redoes only
-unfinished chunks. Image j of prompt item i always gets seed `seed + i·images_per_prompt + j`.
+"""Stage 1 generate: prompts → images and their clean latents, in chunks that are each written atomically
+(file layout, sharding and rows: `srum.records`). Image j of prompt item i always gets seed
+`seed + i·images_per_prompt + j`, whichever rank draws it and however the run was interrupted.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -16,15 +15,15 @@ from pathlib import Path
 
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 from tqdm import tqdm
 
 from srum.config import GenerateConfig
 from srum.evaluation.benchmarks import PromptItem
 from srum.models.interface import SampledImages, UnifiedModel
-from srum.utils.artifacts import DamagedArtifact, quarantine, read_image, read_json, read_tensors
+from srum.records import GenerateFolder, GenerateRow, chunk_count, owned
+from srum.utils.artifacts import DamagedArtifact, quarantine, read_image
 from srum.utils.dist import DistInfo
-from srum.utils.io import atomic_path, atomic_write_json, inside
+from srum.utils.io import inside
 from srum.utils.logging import log_resume
 
 logger = logging.getLogger(__name__)
@@ -46,64 +45,50 @@ class WorldRenders:
         return SampledImages(images, self.model.encode_images(images, seeds), torch.zeros(len(images), 0), list(seeds))
 
 
-def jobs_of(items: list[PromptItem], images_per_prompt: int, seed: int) -> list[dict]:
-    """One job per image: its prompt item, position and seed."""
-    return [{"job": i * images_per_prompt + j, "category": it.category, "index": it.index, "prompt": it.prompt,
-             "seed": seed + i * images_per_prompt + j}
+def jobs_of(items: list[PromptItem], images_per_prompt: int, seed: int) -> list[GenerateRow]:
+    """One job per image: its prompt item, position and seed (its file is named once it is drawn)."""
+    return [GenerateRow(i * images_per_prompt + j, it.category, it.index, it.prompt, seed + i * images_per_prompt + j)
             for i, it in enumerate(items) for j in range(images_per_prompt)]
-
-
-def chunk_ids(n_jobs: int, batch_size: int, dist: DistInfo) -> list[int]:
-    n_chunks = (n_jobs + batch_size - 1) // batch_size
-    return dist.shard(list(range(n_chunks)))
 
 
 def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], cfg: GenerateConfig, out: Path,
                    dist: DistInfo, progress: bool = True) -> int:
     """Draw every unfinished chunk of this rank; returns how many chunks it drew."""
+    folder = GenerateFolder(out)
     jobs = jobs_of(items, cfg.images_per_prompt, cfg.seed)
-    mine = chunk_ids(len(jobs), cfg.batch_size, dist)
+    n_chunks = chunk_count(len(jobs), cfg.batch_size)
+    mine = owned(list(range(n_chunks)), dist)
     for k in mine:
-        if (out / f"chunk_{k:05d}.json").is_file():
-            problem, files = chunk_problem(out, k)
+        if folder.marker(k).is_file():
+            problem, files = chunk_problem(folder, k)
             if problem:
                 quarantine(out, files, problem)
-    todo = [k for k in mine if not (out / f"chunk_{k:05d}.json").is_file()]
-    log_resume("generate", len(list(out.glob("chunk_*.json"))), -(-len(jobs) // cfg.batch_size), "chunks")
+    todo = [k for k in mine if not folder.marker(k).is_file()]
+    log_resume("generate", len(folder.finished()), n_chunks, "chunks")
     (out / "images").mkdir(parents=True, exist_ok=True)
     for k in tqdm(todo, desc="generate", disable=not (progress and dist.is_main), dynamic_ncols=True):
         chunk = jobs[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-        result = model.sample_images([j["prompt"] for j in chunk], [j["seed"] for j in chunk], cfg.resolution,
+        result = model.sample_images([j.prompt for j in chunk], [j.seed for j in chunk], cfg.resolution,
                                      cfg.resolution, think=cfg.think)
-        records = []
-        for n, (job, image) in enumerate(zip(chunk, result.images)):
-            name = f"images/{job['job']:06d}.png"
-            with atomic_path(out / name) as tmp:
-                image.save(tmp, format="PNG")
-            records.append({**job, "file": name, "plan": result.plans[n] if result.plans else None})
-        with atomic_path(out / f"chunk_{k:05d}.safetensors") as tmp:
-            save_file({"latents": result.latents.contiguous().float()}, str(tmp))
-        atomic_write_json(out / f"chunk_{k:05d}.json", records)
+        rows = [dataclasses.replace(job, file=folder.image_name(job.job), plan=result.plans[n] if result.plans else None)
+                for n, job in enumerate(chunk)]
+        folder.write_chunk(k, rows, result.images, result.latents)
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
                 len(mine) - len(todo))
     return len(todo)
 
 
-def chunk_problem(out: Path, k: int) -> tuple[str | None, list[Path]]:
+def chunk_problem(folder: GenerateFolder, k: int) -> tuple[str | None, list[Path]]:
     """What is wrong with finished chunk `k` of a generate folder (None if nothing), and the chunk's files: its
     marker, latents and images, each read in full."""
-    marker = out / f"chunk_{k:05d}.json"
-    tensors = marker.with_suffix(".safetensors")
-    files = [marker, tensors]
+    files = [folder.marker(k), folder.latents_file(k)]
     try:
-        records = read_json(marker)
-        files += [inside(out, r["file"], marker) for r in records]  # a name leaving the folder is raised, not moved
-        latents = read_tensors(tensors).get("latents")
-        if latents is None or latents.shape[0] != len(records):
-            raise DamagedArtifact(f"{tensors}: no latents for each of the {len(records)} records")
+        rows = folder.read_rows(k)
+        files += [folder.image_path(r, folder.marker(k)) for r in rows]  # a name leaving the folder is raised
+        folder.read_latents(k, len(rows))
         for f in files[2:]:
             read_image(f)
-    except (DamagedArtifact, KeyError, TypeError) as e:
+    except DamagedArtifact as e:
         return str(e), files
     return None, files
 
@@ -137,12 +122,13 @@ def reuse_generated(source: Path, out: Path) -> int:
     Hard links where the filesystem allows, copies otherwise. Returns the number of chunks.
     """
     (out / "images").mkdir(parents=True, exist_ok=True)
-    chunks = sorted(source.glob("chunk_*.json"))
-    for done_marker in chunks:
-        records = json.loads(done_marker.read_text())
+    src_folder = GenerateFolder(source)
+    chunks = src_folder.finished()
+    for k in chunks:
+        marker = src_folder.marker(k)
         # The chunk's images and latents first, its .json (the "done" marker) last, as generate_stage writes them.
-        for rel in [r["file"] for r in records] + [done_marker.with_suffix(".safetensors").name, done_marker.name]:
-            src, dst = inside(source, rel, done_marker), inside(out, rel, done_marker)
+        for rel in [r.file for r in src_folder.read_rows(k)] + [src_folder.latents_file(k).name, marker.name]:
+            src, dst = inside(source, rel, marker), inside(out, rel, marker)
             if not dst.exists():
                 _link_or_copy(src, dst)
     logger.info("stage=generate reused_from=%s chunks=%d", source, len(chunks))

@@ -22,6 +22,7 @@ from srum.config import (Constraint, EvalVariant, GenerateSource, ObjectiveKind,
 from srum.evaluation.benchmarks import PromptItem, load_prompt_source
 from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
 from srum.models.interface import UnifiedModel
+from srum.records import JudgeRow
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
 from srum.utils.artifacts import quarantined
@@ -225,15 +226,15 @@ def _evaluate_once(checkpoint: Path, cfg: RunConfig, round_dir: Path, dist: Dist
         dist.barrier()
 
 
-def _round_truth(rows: list[dict], run_dir: Path, r: int, writer) -> dict:
+def _round_truth(rows: list[JudgeRow], run_dir: Path, r: int, writer) -> dict:
     """This round's reward-vs-truth numbers (srum.evaluation.reward_truth) from its judged rows, logged, with a
     hacking check over the rounds so far; {} when the prompt world has no exact judge."""
     from srum.evaluation.reward_truth import hacking_warning, reward_truth
 
-    if not rows or all(row.get("truth") is None for row in rows):
+    if not rows or all(row.truth is None for row in rows):
         return {}
-    out = reward_truth([row["reward"] for row in rows], [row["truth"] for row in rows])
-    out["truth_mean_all"] = sum(row["truth"] for row in rows) / len(rows)  # dropped images included
+    out = reward_truth([row.reward for row in rows], [row.truth for row in rows])
+    out["truth_mean_all"] = sum(row.truth for row in rows) / len(rows)  # dropped images included
     history = [_read_json(run_dir / f"round{k}" / "score" / "manifest.json").get("reward_truth", {})
                for k in range(1, r)] + [out]
     warning = hacking_warning(history)

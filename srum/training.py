@@ -7,7 +7,6 @@ resumed from a checkpoint takes exactly the steps an unbroken run would have tak
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import math
 from dataclasses import dataclass
@@ -22,7 +21,8 @@ from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, 
 from srum.engine import TrainEngine
 from srum.objectives import srum_loss
 from srum.rewards.advantage import group_advantages, optimality
-from srum.utils.artifacts import DamagedArtifact, check_range, read_json, read_tensors
+from srum.records import GenerateFolder, ScoreFolder
+from srum.utils.artifacts import DamagedArtifact, check_range
 from srum.utils.dist import DistInfo
 from srum.utils.logging import log_resume
 
@@ -53,27 +53,24 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> l
     """Every kept (image, reward map) pair of a round, in job order (identical on every rank). Each file is checked
     as it is read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a damaged one
     stops the run naming the files to delete so the stages that wrote them redo that chunk."""
+    gen, scored = GenerateFolder(generated), ScoreFolder(scored)
     samples = []
-    for chunk in sorted(generated.glob("chunk_*.json")):
-        judged, reward_file = scored / "judge" / chunk.name, scored / "reward" / f"{chunk.stem}.safetensors"
+    for k in gen.finished():
+        judged, reward_file = scored.judged(k), scored.reward_file(k)
         redo_judge = f"delete {judged} and {reward_file} and rerun the same command: the judge stage redoes them"
-        redo_all = (f"delete {chunk}, {chunk.with_suffix('.safetensors')}, {judged} and {reward_file} and rerun "
+        redo_all = (f"delete {gen.marker(k)}, {gen.latents_file(k)}, {judged} and {reward_file} and rerun "
                     "the same command: generate and judge redo that chunk")
-        records = read_json(chunk, redo_all)
-        latents = read_tensors(chunk.with_suffix(".safetensors"), redo_all)["latents"]
-        if not reward_file.is_file():
-            raise FileNotFoundError(f"{reward_file} missing: the judge stage did not finish for {chunk.name}; "
-                                    f"{redo_judge}")
-        maps = read_tensors(reward_file, redo_judge)
-        tokens = latents_to_tokens(latents)
+        records = gen.read_rows(k, redo_all)
+        tokens = latents_to_tokens(gen.read_latents(k, len(records), redo_all))
+        maps = scored.read_maps(k, redo_judge)
         for n, r in enumerate(records):
-            key = str(r["job"])
+            key = str(r.job)
             if key in maps:
                 check_range(reward_file, key, maps[key], -1.0, 1.0, redo_judge)
                 if maps[key].shape != tokens[n].shape[:1]:
                     raise DamagedArtifact(f"{reward_file}: {key!r} has shape {tuple(maps[key].shape)}, expected "
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
-                samples.append(TrainSample(r["job"], r["prompt"], tokens[n], maps[key], (r["category"], r["index"])))
+                samples.append(TrainSample(r.job, r.prompt, tokens[n], maps[key], (r.category, r.index)))
     return sorted(samples, key=lambda s: s.job)
 
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from srum.config import config_to_dict, load_config
 from srum.generate import check_reusable, reuse_generated
+from srum.records import GenerateRow
 from srum.utils.io import write_manifest
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "shapes.yaml"
@@ -23,7 +25,7 @@ def _finished_generate_folder(path, cfg_dict, chunks: int = 2):
         for j in range(2):
             name = f"images/{2 * k + j:06d}.png"
             (path / name).write_bytes(b"png %d" % (2 * k + j))
-            records.append({"job": 2 * k + j, "file": name})
+            records.append(dataclasses.asdict(GenerateRow(2 * k + j, "color", 2 * k + j, "a red circle", 0, name)))
         (path / f"chunk_{k:05d}.safetensors").write_bytes(b"latents %d" % k)
         (path / f"chunk_{k:05d}.json").write_text(json.dumps(records))
     write_manifest(path, cfg_dict, extra={"stage": "generate"})

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import json
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image, ImageDraw
-from safetensors.torch import load_file
 from torch.nn import functional as F
 
+from srum.records import GenerateFolder, ScoreFolder
 from srum.utils.io import atomic_path, atomic_write_text, inside
 
 
@@ -82,18 +82,17 @@ def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int =
                        truth: dict | None = None) -> Path:
     """`round_dir/report.html` from the generate and judge outputs (`max_images` images across the categories),
     headed by the round's reward-vs-truth numbers when the prompt world has an exact judge."""
-    gen, scored = round_dir / "generate", round_dir / "score"
+    gen, scored = GenerateFolder(round_dir / "generate"), ScoreFolder(round_dir / "score")
     pics = round_dir / "report"
-    categories = {r["job"]: r.get("category", "") for f in sorted(gen.glob("chunk_*.json"))
-                  for r in json.loads(f.read_text())}
+    categories = {r.job: r.category for k in gen.finished() for r in gen.read_rows(k)}
     rows, maps = [], {}
-    for chunk in sorted((scored / "judge").glob("chunk_*.json")):
-        rows += [{**r, "category": categories.get(r["job"], "")} for r in json.loads(chunk.read_text())]
-        maps.update(load_file(str(scored / "reward" / f"{chunk.stem}.safetensors")))
+    for k in scored.finished():
+        rows += [{**dataclasses.asdict(r), "category": categories.get(r.job, "")} for r in scored.read_rows(k)]
+        maps.update(scored.read_maps(k))
     cells = []
     colour_scale(pics / "scale.png")
     for r in _spread_over_categories(rows, max_images):
-        image = Image.open(inside(gen, r["file"], scored / "judge")).convert("RGB")
+        image = Image.open(inside(gen.path, r["file"], scored.path / "judge")).convert("RGB")
         big = (image.width * scale, image.height * scale)
         boxed = with_boxes(image.resize(big, Image.Resampling.NEAREST),
                            [[c * scale for c in b] for b in r["boxes"]], r["region_scores"])

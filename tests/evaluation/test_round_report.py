@@ -1,12 +1,11 @@
 """The round report (srum/evaluation/round_report.py): colours of the reward overlay, labelled boxes, categories."""
 
-import json
 
 import numpy as np
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
+from srum.records import GenerateFolder, GenerateRow, JudgeRow, ScoreFolder
 from srum.evaluation.round_report import heat, overlay, with_boxes, write_round_report
 
 
@@ -39,18 +38,14 @@ def test_report_samples_every_category_and_has_a_colour_scale(tmp_path):
     (rd / "generate" / "images").mkdir(parents=True)
     records, rows, maps = [], [], {}
     for job, cat in enumerate(["color"] * 5 + ["spatial"] * 5):
-        name = f"images/{job:06d}.png"
-        Image.new("RGB", (16, 16), (200, 0, 0)).save(rd / "generate" / name)
-        records.append({"job": job, "category": cat, "index": job, "prompt": f"p{job}", "file": name})
-        rows.append({"job": job, "prompt": f"p{job}", "file": name, "kept": True, "global_score": 0.5,
-                     "region_scores": [0.5], "boxes": [[0, 0, 8, 8]], "raw": "", "parse_failures": 0,
-                     "reward": 0.7, "truth": 1.0})
+        name = GenerateFolder.image_name(job)
+        records.append(GenerateRow(job, cat, job, f"p{job}", seed=job, file=name))
+        rows.append(JudgeRow(job, f"p{job}", name, kept=True, global_score=0.5, region_scores=[0.5],
+                             boxes=[[0, 0, 8, 8]], raw=[], parse_failures=0, reward=0.7, truth=1.0))
         maps[str(job)] = torch.full((4,), 0.7)
-    (rd / "generate" / "chunk_00000.json").write_text(json.dumps(records))
-    (rd / "score" / "judge").mkdir(parents=True)
-    (rd / "score" / "reward").mkdir()
-    (rd / "score" / "judge" / "chunk_00000.json").write_text(json.dumps(rows))
-    save_file(maps, str(rd / "score" / "reward" / "chunk_00000.safetensors"))
+    GenerateFolder(rd / "generate").write_chunk(0, records, [Image.new("RGB", (16, 16), (200, 0, 0))] * 10,
+                                                torch.zeros(10, 4))
+    ScoreFolder(rd / "score").write_chunk(0, rows, maps)
     page = write_round_report(rd, (2, 2), max_images=4).read_text()
     assert page.count("<i>(color)</i>") == 2 and page.count("<i>(spatial)</i>") == 2
     assert "report/scale.png" in page and (rd / "report" / "scale.png").is_file()

@@ -129,8 +129,8 @@ def test_a_registered_world_runs_through_the_loop_stages(dots, tmp_path):
     score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions), cfg.reward, gen, score, grid, one,
                 progress=False, truth=dots.truth)
     rows = judged_rows(score)
-    assert len(rows) == 6 and all(r["truth"] == 1.0 and r["global_score"] == 1.0 for r in rows)
-    assert all(r["kept"] and r["region_scores"] and set(r["region_scores"]) == {1.0} for r in rows)
+    assert len(rows) == 6 and all(r.truth == 1.0 and r.global_score == 1.0 for r in rows)
+    assert all(r.kept and r.region_scores and set(r.region_scores) == {1.0} for r in rows)
 
     judge = build_judge(cfg.eval.judge)
     wrong = dots.render_truth(["a red dot"], [0], 64)

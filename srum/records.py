@@ -1,0 +1,157 @@
+"""What the generate and score stages write, in one place: chunk names, which rank owns a chunk, the typed rows of
+each chunk, and their atomic writing and checked reading.
+
+A round folder holds `generate/chunk_K.json` (one `GenerateRow` per image), `generate/chunk_K.safetensors` (the
+images' clean latents) and `generate/images/JOB.png`, then `score/judge/chunk_K.json` (one `JudgeRow` per image) and
+`score/reward/chunk_K.safetensors` (the kept images' reward maps on the latent grid, keyed by job). Chunk K holds
+jobs [K·B, (K+1)·B); rank r owns the chunks K ≡ r (mod world size); a chunk is finished once its `.json` exists,
+which is written after everything else of the chunk, so a killed run redoes only unfinished chunks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from PIL import Image
+from safetensors.torch import save_file
+
+from srum.utils.artifacts import REDO, DamagedArtifact, read_json, read_tensors
+from srum.utils.dist import DistInfo
+from srum.utils.io import atomic_path, atomic_write_json, inside
+
+
+def chunk_stem(k: int) -> str:
+    return f"chunk_{k:05d}"
+
+
+def chunk_index(path: Path) -> int:
+    """K of `chunk_K.json` / `chunk_K.safetensors`."""
+    return int(Path(path).stem.split("_")[1])
+
+
+def chunk_count(n_jobs: int, batch_size: int) -> int:
+    return -(-n_jobs // batch_size)
+
+
+def owned(chunks: list[int], dist: DistInfo) -> list[int]:
+    """The chunks of `chunks` this rank draws and judges."""
+    return [k for k in chunks if k % dist.world_size == dist.rank]
+
+
+def _rows(cls, data: Any, path: Path, fix: str) -> list:
+    names = {f.name for f in dataclasses.fields(cls)}
+    required = {f.name for f in dataclasses.fields(cls)
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING}
+    if not isinstance(data, list) or not all(isinstance(r, dict) and required <= set(r) for r in data):
+        raise DamagedArtifact(f"{path}: expected a list of records with {sorted(required)}"
+                              + f"; {fix}")
+    return [cls(**{k: v for k, v in r.items() if k in names}) for r in data]
+
+
+@dataclass(frozen=True)
+class GenerateRow:
+    """One image to draw (a job) and, once drawn, where it is."""
+
+    job: int  # position in the round's job list: prompt item i, image j → i·images_per_prompt + j
+    category: str
+    index: int  # the prompt's position within its category
+    prompt: str
+    seed: int
+    file: str = ""  # image path relative to the generate folder
+    plan: str | None = None  # think mode's plan
+
+
+@dataclass(frozen=True)
+class JudgeRow:
+    """One judged image: its regions and scores, whether the reward rules kept it, and the truth where known."""
+
+    job: int
+    prompt: str
+    file: str
+    kept: bool
+    global_score: float | None
+    region_scores: list[float | None]
+    boxes: list[list[int]]
+    raw: list[str]
+    parse_failures: int
+    reward: float | None  # mean of the image's reward map; None when dropped
+    truth: float | None  # the prompt world's exact score, recorded beside the reward, never trained on
+
+
+class GenerateFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def marker(self, k: int) -> Path:
+        return self.path / f"{chunk_stem(k)}.json"
+
+    def latents_file(self, k: int) -> Path:
+        return self.path / f"{chunk_stem(k)}.safetensors"
+
+    @staticmethod
+    def image_name(job: int) -> str:
+        return f"images/{job:06d}.png"
+
+    def finished(self) -> list[int]:
+        return sorted(chunk_index(p) for p in self.path.glob("chunk_*.json"))
+
+    def image_path(self, row: GenerateRow, source: Path | None = None) -> Path:
+        """The row's image, refused if its name leaves the folder."""
+        return inside(self.path, row.file, source or self.path)
+
+    def write_chunk(self, k: int, rows: list[GenerateRow], images: list[Image.Image], latents: torch.Tensor) -> None:
+        """Images, then latents, then the marker, each atomically."""
+        for row, image in zip(rows, images, strict=True):
+            with atomic_path(self.path / row.file) as tmp:
+                image.save(tmp, format="PNG")
+        with atomic_path(self.latents_file(k)) as tmp:
+            save_file({"latents": latents.contiguous().float()}, str(tmp))
+        atomic_write_json(self.marker(k), [dataclasses.asdict(r) for r in rows])
+
+    def read_rows(self, k: int, fix: str = REDO) -> list[GenerateRow]:
+        return _rows(GenerateRow, read_json(self.marker(k), fix), self.marker(k), fix)
+
+    def read_latents(self, k: int, n_rows: int, fix: str = REDO) -> torch.Tensor:
+        latents = read_tensors(self.latents_file(k), fix).get("latents")
+        if latents is None or latents.shape[0] != n_rows:
+            raise DamagedArtifact(f"{self.latents_file(k)}: no latents for each of the {n_rows} records"
+                                  + f"; {fix}")
+        return latents
+
+
+class ScoreFolder:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    def judged(self, k: int) -> Path:
+        return self.path / "judge" / f"{chunk_stem(k)}.json"
+
+    def reward_file(self, k: int) -> Path:
+        return self.path / "reward" / f"{chunk_stem(k)}.safetensors"
+
+    def finished(self) -> list[int]:
+        return sorted(chunk_index(p) for p in (self.path / "judge").glob("chunk_*.json"))
+
+    def write_chunk(self, k: int, rows: list[JudgeRow], maps: dict[str, torch.Tensor]) -> None:
+        """Reward maps first, then the judged rows (the chunk's done-marker), each atomically."""
+        self.reward_file(k).parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(self.reward_file(k)) as tmp:
+            save_file(maps or {"_empty": torch.zeros(0)}, str(tmp))
+        atomic_write_json(self.judged(k), [dataclasses.asdict(r) for r in rows])
+
+    def read_rows(self, k: int, fix: str = REDO) -> list[JudgeRow]:
+        return _rows(JudgeRow, read_json(self.judged(k), fix), self.judged(k), fix)
+
+    def read_maps(self, k: int, fix: str = REDO) -> dict[str, torch.Tensor]:
+        if not self.reward_file(k).is_file():
+            raise FileNotFoundError(f"{self.reward_file(k)} missing: the judge stage did not finish for chunk {k}"
+                                    + f"; {fix}")
+        return read_tensors(self.reward_file(k), fix)
+
+    def all_rows(self) -> list[JudgeRow]:
+        """Every judged image of every finished chunk (all ranks, all invocations), in chunk order."""
+        return [row for k in self.finished() for row in self.read_rows(k)]
