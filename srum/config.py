@@ -186,8 +186,13 @@ class RegionsConfig:
     box_nms_thresh: float = 0.7
     max_regions: int = 10  # keep the largest masks by pixel area
     min_area_frac: float = 0.0  # drop regions smaller than this fraction of the image (official: no minimum)
+    # Where a box ends: official (x2/y2 = the region's last pixel, as the official pipeline's SAM XYWH → XYXY gives;
+    # the map's [x1, x2) slice then leaves that column and row out) | exclusive (one past it: the whole region).
+    box_end: str = "official"
 
     def __post_init__(self) -> None:
+        if self.box_end not in ("official", "exclusive"):
+            raise ConfigError(f"regions.box_end={self.box_end!r}; expected 'official' or 'exclusive'")
         for key in ("points_per_side", "points_per_batch", "max_regions"):
             _check_positive(f"regions.{key}", getattr(self, key))
         for key in ("pred_iou_thresh", "stability_score_thresh", "box_nms_thresh"):

@@ -6,14 +6,16 @@ because transformers' own `mask-generation` pipeline needs torchvision. `Compone
 stand-in for flat-colour ShapesWorld images: connected components of same-hue foreground pixels.
 Both end in `filter_regions`: largest first, optional minimum area, box NMS, top `max_regions`.
 
-Conventions: boxes are integer pixel [x1, y1, x2, y2] with x2/y2 *exclusive*, so x2 - x1 is the width (the official
-code converts SAM's inclusive XYWH boxes, so its x2/y2 are one pixel smaller); masks are (H, W) bool arrays; `area`
-is the mask's pixel count.
+Conventions: boxes are integer pixel [x1, y1, x2, y2]; with `regions.box_end=official` (the default) x2/y2 are the
+region's last pixel, as the official code's conversion of SAM's XYWH boxes gives (so the reward map, which fills
+[x1, x2) × [y1, y2), leaves that column and row out), with `exclusive` one past it (x2 − x1 is the width); masks are
+(H, W) bool arrays; `area` is the mask's pixel count.
 """
 
 from __future__ import annotations
 
 import logging
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -24,6 +26,7 @@ from PIL import Image
 
 from srum.config import RegionProposer as ProposerKind
 from srum.config import RegionsConfig
+from srum.utils.boxes import box_iou, masks_to_boxes, nms
 from srum.utils.pixels import border_color, box_filter3, dilate_labels3, hue_degrees, label_components, open_labels3
 
 logger = logging.getLogger(__name__)
@@ -52,59 +55,6 @@ class RegionProposer(Protocol):
         ...
 
 
-# ---------------------------------------------------------------------------------------------------- box math
-
-
-def box_iou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes → (N, M); empty boxes have IoU 0 with everything."""
-    a, b = a.float(), b.float()
-    area_a = (a[:, 2] - a[:, 0]).clamp(min=0) * (a[:, 3] - a[:, 1]).clamp(min=0)
-    area_b = (b[:, 2] - b[:, 0]).clamp(min=0) * (b[:, 3] - b[:, 1]).clamp(min=0)
-    lt = torch.maximum(a[:, None, :2], b[None, :, :2])
-    rb = torch.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = (rb - lt).clamp(min=0)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
-    return torch.where(union > 0, inter / union.clamp(min=1e-12), torch.zeros_like(inter))
-
-
-def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_thresh: float) -> torch.Tensor:
-    """Greedy non-maximum suppression, as torchvision.ops.nms: indices of kept boxes, highest score first.
-
-    A box is dropped when its IoU with an already kept, higher-scored box is > `iou_thresh`; ties in score keep the
-    earlier index first, so the result is deterministic.
-    """
-    if boxes.numel() == 0:
-        return torch.zeros(0, dtype=torch.long, device=boxes.device)
-    order = torch.sort(scores.float(), descending=True, stable=True).indices
-    iou = box_iou(boxes[order], boxes[order]).cpu().numpy()
-    suppressed = np.zeros(len(order), dtype=bool)
-    keep = []
-    for i in range(len(order)):
-        if suppressed[i]:
-            continue
-        keep.append(i)
-        suppressed |= iou[i] > iou_thresh
-    return order[torch.tensor(keep, dtype=torch.long, device=order.device)]
-
-
-def masks_to_boxes(masks: torch.Tensor) -> torch.Tensor:
-    """(N, H, W) bool → (N, 4) int64 xyxy boxes with exclusive x2/y2; an empty mask gives [0, 0, 0, 0]."""
-    if masks.numel() == 0:
-        return torch.zeros(masks.shape[0], 4, dtype=torch.long, device=masks.device)
-    h, w = masks.shape[-2:]
-    rows, cols = masks.any(dim=2), masks.any(dim=1)  # (N, H), (N, W)
-    ar_h = torch.arange(h, device=masks.device)
-    ar_w = torch.arange(w, device=masks.device)
-    y1 = torch.where(rows, ar_h, h).min(dim=1).values
-    y2 = torch.where(rows, ar_h, -1).max(dim=1).values + 1
-    x1 = torch.where(cols, ar_w, w).min(dim=1).values
-    x2 = torch.where(cols, ar_w, -1).max(dim=1).values + 1
-    boxes = torch.stack([x1, y1, x2, y2], dim=1)
-    empty = ~rows.any(dim=1)
-    return torch.where(empty[:, None], torch.zeros_like(boxes), boxes)
-
-
 def stability_score(logits: torch.Tensor, mask_threshold: float, offset: float) -> torch.Tensor:
     """SAM's stability score: IoU of the mask at threshold+offset with the mask at threshold−offset, over (..., H, W).
 
@@ -124,6 +74,14 @@ def point_grid(points_per_side: int) -> np.ndarray:
     xs = np.tile(side[None, :], (points_per_side, 1))
     ys = np.tile(side[:, None], (1, points_per_side))
     return np.stack([xs, ys], axis=-1).reshape(-1, 2)
+
+
+def with_box_end(regions: list[Region], box_end: str) -> list[Region]:
+    """Proposers build boxes one past the last pixel; `official` moves x2/y2 back onto it (regions.box_end)."""
+    if box_end == "exclusive":
+        return regions
+    return [dataclasses.replace(r, box_xyxy=(r.box_xyxy[0], r.box_xyxy[1], r.box_xyxy[2] - 1, r.box_xyxy[3] - 1))
+            for r in regions]
 
 
 def filter_regions(regions: list[Region], max_regions: int, min_area_frac: float, image_size: tuple[int, int],
@@ -230,7 +188,8 @@ class SamProposer:
         kept = nms(all_boxes, all_scores, cfg.box_nms_thresh)
         regions = [Region(box_xyxy=tuple(int(v) for v in all_boxes[i]), mask=all_masks[i].numpy(),
                           area=int(all_masks[i].sum()), score=float(all_scores[i])) for i in kept.tolist()]
-        out_regions = filter_regions(regions, cfg.max_regions, cfg.min_area_frac, (h, w), cfg.box_nms_thresh)
+        out_regions = with_box_end(filter_regions(regions, cfg.max_regions, cfg.min_area_frac, (h, w),
+                                                  cfg.box_nms_thresh), cfg.box_end)
         logger.debug("stage=regions proposer=sam size=%dx%d candidates=%d passed=%d after_nms=%d kept=%d",
                      w, h, n_candidates, int(nonempty.sum()), len(regions), len(out_regions))
         return out_regions
@@ -277,7 +236,8 @@ class ComponentsProposer:
             ys, xs = np.nonzero(mask)
             box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
             regions.append(Region(box_xyxy=box, mask=mask, area=int(counts[k])))
-        out = filter_regions(regions, self.cfg.max_regions, self.cfg.min_area_frac, (h, w), self.cfg.box_nms_thresh)
+        out = with_box_end(filter_regions(regions, self.cfg.max_regions, self.cfg.min_area_frac, (h, w),
+                                          self.cfg.box_nms_thresh), self.cfg.box_end)
         logger.debug("stage=regions proposer=components size=%dx%d components=%d kept=%d", w, h, n, len(out))
         return out
 

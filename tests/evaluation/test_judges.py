@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -64,16 +65,19 @@ def test_relation_score_by_hand():
     assert geometry.relation_score("on the left of", [0, 0, 10, 10], [5, 0, 15, 10], 512) == pytest.approx(0.1 / (50 / 150))
     # 3D proxy: box1's bottom lower (nearer); IoU 50/150 < 0.5 → IoU / 0.5
     front, back = [0, 10, 10, 30], [5, 10, 15, 20]
-    iou = geometry.iou(front, back)
+    iou = 50 / 250  # overlap 5 × 10 px; areas 200 and 100
     assert geometry.relation_score("in front of", front, back, 512) == pytest.approx(iou / 0.5)
     assert geometry.relation_score("behind", front, back, 512) == 0.0
     assert geometry.relation_score("hidden by", back, front, 512) == pytest.approx(iou / 0.5)
 
 
-def test_nms():
-    boxes = np.array([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=float)
-    assert geometry.nms(boxes, np.array([0.9, 0.8, 0.7])) == [0, 2]
-    assert geometry.nms(boxes[:0], np.zeros(0)) == []
+def test_numeracy_nms_counts_overlapping_detections_once():
+    from srum.evaluation.judges.official import NMS_IOU
+    from srum.utils.boxes import nms
+
+    boxes = torch.tensor([[0, 0, 10, 10], [1, 1, 11, 11], [50, 50, 60, 60]], dtype=torch.float32)
+    assert nms(boxes, torch.tensor([0.9, 0.8, 0.7]), NMS_IOU).tolist() == [0, 2]  # IoU 81/119 > 0.5
+    assert nms(boxes[:0], torch.zeros(0), NMS_IOU).tolist() == []
 
 
 def test_parse_judge_paths_and_missing_folder(tmp_path):

@@ -7,16 +7,14 @@ import torch
 from PIL import Image
 
 from srum.config import ConfigError, RegionProposer, RegionsConfig
+from srum.utils.boxes import box_iou, masks_to_boxes, nms
 from srum.rewards.regions import (
     ComponentsProposer,
     Region,
     SamProposer,
-    box_iou,
     build_proposer,
     filter_regions,
     label_components,
-    masks_to_boxes,
-    nms,
     point_grid,
     stability_score,
 )
@@ -166,7 +164,7 @@ def test_sam_proposer_shapes_order_limits_and_determinism(tiny_sam):
             assert r.mask.shape == (h, w) and r.mask.dtype == bool
             assert r.area == int(r.mask.sum()) > 0
             ys, xs = np.nonzero(r.mask)
-            assert r.box_xyxy == (xs.min(), ys.min(), xs.max() + 1, ys.max() + 1)
+            assert r.box_xyxy == (xs.min(), ys.min(), xs.max(), ys.max())  # official: x2/y2 on the last pixel
             assert all(isinstance(v, int) for v in r.box_xyxy)
             assert isinstance(r.score, float)
         boxes = torch.tensor([r.box_xyxy for r in regions])
@@ -235,7 +233,7 @@ def test_label_components_by_hand():
 
 
 def _components() -> ComponentsProposer:
-    return build_proposer(RegionsConfig(proposer=RegionProposer.components))
+    return build_proposer(RegionsConfig(proposer=RegionProposer.components, box_end="exclusive"))
 
 
 def _true_box(obj: Obj, size: int) -> np.ndarray:
@@ -296,8 +294,22 @@ def test_components_respects_max_regions_and_min_area():
     image = render(scene, 64)
     all_three = _components().propose([image])[0]
     assert len(all_three) == 3 and all_three[0].area > all_three[1].area > all_three[2].area
-    top1 = ComponentsProposer(RegionsConfig(proposer=RegionProposer.components, max_regions=1)).propose([image])[0]
+    top1 = ComponentsProposer(RegionsConfig(proposer=RegionProposer.components, max_regions=1,
+                                            box_end="exclusive")).propose([image])[0]
     assert [r.box_xyxy for r in top1] == [all_three[0].box_xyxy]
     frac = (all_three[2].area + 1) / 64 ** 2  # just above the smallest
     big = ComponentsProposer(RegionsConfig(proposer=RegionProposer.components, min_area_frac=frac)).propose([image])
     assert [r.area for r in big[0]] == [r.area for r in all_three[:2]]
+
+
+def test_box_end_official_is_the_last_pixel_and_exclusive_one_past_it():
+    image = Image.new("RGB", (64, 64), (255, 255, 255))
+    image.paste((220, 30, 30), (10, 20, 30, 44))  # pixels x 10..29, y 20..43
+    ends = {}
+    for box_end in ("official", "exclusive"):
+        [regions] = build_proposer(RegionsConfig(proposer=RegionProposer.components, box_end=box_end)).propose([image])
+        ends[box_end] = regions[0].box_xyxy
+    assert ends["exclusive"] == (9, 19, 31, 45)  # the 3×3 box filter spreads the square by a pixel each side
+    assert ends["official"] == (9, 19, 30, 44)
+    with pytest.raises(ConfigError, match="regions.box_end='last'"):
+        RegionsConfig(box_end="last")

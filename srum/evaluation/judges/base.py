@@ -31,15 +31,6 @@ def judge_batch(judge: Judge, images: Sequence[Image.Image], prompts: Sequence[s
     return [{"score": float(s)} for s in judge.score(images, prompts)]
 
 
-def judge_dtype(device: str, dtype: str = "auto"):
-    """fp32 on CPU, bf16 on CUDA unless `dtype` names one."""
-    import torch
-
-    if dtype != "auto":
-        return getattr(torch, dtype)
-    return torch.bfloat16 if str(device).startswith("cuda") else torch.float32
-
-
 def local_model_dir(paths: dict[str, str | Path], key: str, judge: str) -> Path:
     """The local folder for `key`, or a FileNotFoundError that names the flag to set."""
     if key not in paths:

@@ -1,20 +1,14 @@
-"""Box geometry of T2I-CompBench's detector metrics: IoU, the relation score of two boxes, and NMS."""
+"""Box geometry of T2I-CompBench's detector metrics: the relation score of two boxes (IoU and NMS are
+`srum.utils.boxes`')."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
+import torch
 
 from srum.evaluation.judges.prompt_parsing import SPATIAL_3D
-
-
-def iou(a: Sequence[float], b: Sequence[float]) -> float:
-    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    inter = ix * iy
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
-    return inter / union if union > 0 else 0.0
+from srum.utils.boxes import box_iou
 
 
 def relation_score(relation: str, box1: Sequence[float], box2: Sequence[float], image_size: int,
@@ -31,7 +25,7 @@ def relation_score(relation: str, box1: Sequence[float], box2: Sequence[float], 
     c1 = ((box1[0] + box1[2]) / 2, (box1[1] + box1[3]) / 2)
     c2 = ((box2[0] + box2[2]) / 2, (box2[1] + box2[3]) / 2)
     dx, dy = c2[0] - c1[0], c2[1] - c1[1]
-    overlap = iou(box1, box2)
+    overlap = float(box_iou(torch.tensor([box1], dtype=torch.float64), torch.tensor([box2], dtype=torch.float64))[0, 0])
     if relation in ("next to", "on side of", "near"):
         limit = distance_fraction * image_size
         return 1.0 if abs(dx) < limit or abs(dy) < limit else limit / max(abs(dx), abs(dy))
@@ -50,12 +44,3 @@ def relation_score(relation: str, box1: Sequence[float], box2: Sequence[float], 
             return 0.0
         return 1.0 if overlap > iou_threshold_3d else overlap / iou_threshold_3d
     return 0.0
-
-
-def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float = 0.5) -> list[int]:
-    """Indices kept by greedy non-maximum suppression, best score first. boxes (N, 4) xyxy."""
-    keep: list[int] = []
-    for i in np.argsort(-scores, kind="stable"):
-        if all(iou(boxes[i], boxes[j]) <= iou_threshold for j in keep):
-            keep.append(int(i))
-    return keep

@@ -6,11 +6,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+import torch
 from PIL import Image
 
-from srum.evaluation.judges.base import judge_dtype, local_model_dir
+from srum.evaluation.judges.base import local_model_dir
+from srum.utils.device import resolve_dtype
 from srum.evaluation.judges.clip_score import local_clip_score
-from srum.evaluation.judges.geometry import nms, relation_score
+from srum.evaluation.judges.geometry import relation_score
 from srum.evaluation.judges.prompt_parsing import (
     ATTRIBUTE_CATEGORIES,
     blip_question,
@@ -18,6 +20,9 @@ from srum.evaluation.judges.prompt_parsing import (
     find_relation,
     noun_phrases,
 )
+from srum.utils.boxes import nms
+
+NMS_IOU = 0.5  # T2I-CompBench's numeracy: detections overlapping more than this count once
 
 
 class OfficialJudge:
@@ -46,7 +51,7 @@ class OfficialJudge:
         import transformers
 
         path = local_model_dir(self.paths, key, self.name)
-        model = getattr(transformers, model_cls).from_pretrained(path, dtype=judge_dtype(self.device, self.dtype))
+        model = getattr(transformers, model_cls).from_pretrained(path, dtype=resolve_dtype(self.dtype, torch.device(self.device)))
         return model.to(self.device).eval(), getattr(transformers, processor_cls).from_pretrained(path)
 
     def blip_yes_probs(self, images: Sequence[Image.Image], questions: Sequence[str]) -> np.ndarray:
@@ -138,7 +143,7 @@ class OfficialJudge:
         hits = 0
         for (n, _), (boxes, scores) in zip(wanted, detections):
             strong = scores >= self.count_threshold
-            hits += len(nms(boxes[strong], scores[strong])) == n
+            hits += len(nms(torch.from_numpy(boxes[strong]), torch.from_numpy(scores[strong]), NMS_IOU)) == n
         return hits / len(wanted)
 
     def judge(self, images: Sequence[Image.Image], prompts: Sequence[str], categories: Sequence[str]) -> list[dict]:

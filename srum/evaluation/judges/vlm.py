@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from srum.evaluation.judges.base import judge_dtype
+from srum.utils.device import resolve_dtype
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +106,12 @@ class VLMJudge:
         self.max_new_tokens, self.failure_score = max_new_tokens, failure_score
         if device == SPLIT:  # too large for one GPU (72B): accelerate spreads the layers over every visible one
             gpu = "cuda" if torch.cuda.is_available() else "cpu"
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=judge_dtype(gpu, dtype),
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=resolve_dtype(dtype, torch.device(gpu)),
                                                                             device_map="auto")
             self.device = self.model.device  # where the inputs go: the first layers' device
         else:
             self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
-                path, dtype=judge_dtype(device, dtype)).to(device)
+                path, dtype=resolve_dtype(dtype, torch.device(device))).to(device)
             self.device = device
         self.model.eval()
         # Tokenizer and image processor rather than AutoProcessor: in transformers 5 the Qwen2.5-VL processor also

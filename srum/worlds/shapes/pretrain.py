@@ -12,11 +12,9 @@ Every step's data and noise derive from (seed, step), so a resumed run sees what
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,7 +23,9 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch.nn import functional as F
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm import tqdm
+from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
 from srum import flow
 from srum.models.bagel.config import BagelConfig
@@ -36,6 +36,7 @@ from srum.models.bagel.vae import BagelVAE
 from srum.models.bagel.vision import resize_position_table
 from srum.models.bagel.weights import save_bagel
 from srum.utils.io import atomic_path, atomic_write_json
+from srum.utils.seeds import derive_seed
 from srum.worlds.shapes.model import shapes_bagel_config, shapes_tokenizer
 from srum.worlds.shapes.patch_labels import BACKGROUND, N_CLASSES, patch_shape_labels
 from srum.worlds.shapes.tasks import ShapesTasks
@@ -97,35 +98,43 @@ class PretrainConfig:
 # ---- small helpers ------------------------------------------------------------------------------
 def _step_tasks(cfg: PretrainConfig, stage: int, step: int) -> ShapesTasks:
     """The data stream of one step: seeded by (seed, stage, step), independent of any resume."""
-    return ShapesTasks(seed=hash((cfg.seed, stage, step)) % (2**63), image_size=cfg.image_size)
+    return ShapesTasks(seed=derive_seed(cfg.seed, stage, step), image_size=cfg.image_size)
 
 
-def _lr(stage: JointStage, step: int) -> float:
-    if step < stage.warmup_steps:
-        return stage.lr * (step + 1) / stage.warmup_steps
-    progress = (step - stage.warmup_steps) / max(1, stage.steps - stage.warmup_steps)
-    return stage.lr * (stage.min_lr_ratio + (1 - stage.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
-def _save_state(folder: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, step: int) -> None:
+def _save_state(folder: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer, step: int,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> None:
+    """Weights and the optimizer's tensors as safetensors, its settings and the scheduler's position as JSON: a
+    resume unpickles nothing."""
     folder.mkdir(parents=True, exist_ok=True)
     for name, module in modules.items():
         with atomic_path(folder / f"{name}.safetensors") as tmp:
             save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()}, str(tmp))
-    with atomic_path(folder / "optimizer.pt") as tmp:
-        torch.save(optimizer.state_dict(), tmp)
-    atomic_write_json(folder / "state.json", {"step": step})  # written last: marks the state complete
+    opt = optimizer.state_dict()
+    tensors = {f"{i}.{k}": v.contiguous() for i, st in opt["state"].items() for k, v in st.items()}
+    with atomic_path(folder / "optimizer.safetensors") as tmp:
+        save_file(tensors or {"_empty": torch.zeros(0)}, str(tmp))
+    sched = {k: v for k, v in scheduler.state_dict().items() if k != "lr_lambdas"} if scheduler else None
+    atomic_write_json(folder / "state.json", {"step": step, "param_groups": opt["param_groups"],
+                                              "scheduler": sched})  # written last: marks the state complete
 
 
-def _load_state(folder: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer) -> int:
+def _load_state(folder: Path, modules: dict[str, torch.nn.Module], optimizer: torch.optim.Optimizer,
+                scheduler: torch.optim.lr_scheduler.LRScheduler | None = None) -> int:
     if not (folder / "state.json").is_file():
         return 0
     for name, module in modules.items():
         module.load_state_dict(load_file(str(folder / f"{name}.safetensors")))
-    optimizer.load_state_dict(torch.load(folder / "optimizer.pt", weights_only=True))
-    step = json.loads((folder / "state.json").read_text())["step"]
-    logger.info("resumed state=%s step=%d", folder, step)
-    return step
+    meta = json.loads((folder / "state.json").read_text())
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in load_file(str(folder / "optimizer.safetensors")).items():
+        if key != "_empty":
+            index, name = key.split(".", 1)
+            state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": meta["param_groups"]})
+    if scheduler is not None:
+        scheduler.load_state_dict({**meta["scheduler"], "lr_lambdas": [None] * len(optimizer.param_groups)})
+    logger.info("resumed state=%s step=%d", folder, meta["step"])
+    return meta["step"]
 
 
 def _images_tensor(images) -> torch.Tensor:
@@ -275,18 +284,23 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
     if init is not None:
         _init_weights(model, init[0])
         head.load_state_dict(init[1].state_dict())
-    ema = copy.deepcopy(model).requires_grad_(False)
+    # The average starts at the initial weights, as if averaged once, so every step moves it by (1 − decay).
+    averaged = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(stage.ema_decay)).requires_grad_(False)
+    averaged.n_averaged.fill_(1)
+    ema = averaged.module
     modules = {"model": model, "ema": ema} | ({"patch_head": head} if stage.patch_shape_weight else {})
     params = [*model.parameters(), *(head.parameters() if stage.patch_shape_weight else ())]
     opt = torch.optim.AdamW(params, lr=stage.lr, betas=stage.betas, weight_decay=stage.weight_decay)
-    start = _load_state(out / "state", modules, opt)
+    schedule = get_cosine_with_min_lr_schedule_with_warmup(opt, stage.warmup_steps, stage.steps,
+                                                           min_lr_rate=stage.min_lr_ratio)
+    start = _load_state(out / "state", modules, opt, schedule)
     model.train()
     bar = tqdm(range(start, stage.steps), initial=start, total=stage.steps, desc=name, dynamic_ncols=True)
     t0 = time.time()
     for step in bar:
         curriculum = step < stage.single_object_until * stage.steps
         single_p = stage.single_object_p[0] if curriculum else stage.single_object_p[1]
-        generator = torch.Generator().manual_seed(hash((cfg.seed, stage_id, step)) % (2**63))
+        generator = torch.Generator().manual_seed(derive_seed(cfg.seed, stage_id, step))
         tasks = _step_tasks(cfg, stage_id, step)
         t2i_batch, target, qa_batch = joint_batch(model, vae, tokenizer, tasks, stage, single_p, generator)
         mse, ce = joint_losses(model, t2i_batch, target, qa_batch)
@@ -301,25 +315,23 @@ def train_joint(cfg: PretrainConfig, vae: BagelVAE, writer=None, evaluate=None, 
             losses = ", ".join(f"{k}={v.item()}" for k, v in metrics.items())
             raise FloatingPointError(f"non-finite loss at step {step} ({losses}); "
                                      f"resume from {out / 'state'} with a lower {name}.lr")
-        for group in opt.param_groups:
-            group["lr"] = _lr(stage, step)
+        lr = schedule.get_last_lr()[0]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         metrics["grad_norm"] = torch.nn.utils.clip_grad_norm_(params, stage.grad_clip)
         opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1 - stage.ema_decay)
+        schedule.step()
+        averaged.update_parameters(model)
         if step % cfg.log_every == 0:
             bar.set_postfix({k: f"{v.item():.3f}" for k, v in metrics.items() if k != "grad_norm"})
             logger.info("stage=%s step=%d %s lr=%.2e elapsed_s=%.0f", name, step,
-                        " ".join(f"{k}={v.item():.4f}" for k, v in metrics.items()), _lr(stage, step), time.time() - t0)
+                        " ".join(f"{k}={v.item():.4f}" for k, v in metrics.items()), lr, time.time() - t0)
             if writer is not None:
                 for metric, value in metrics.items():
                     writer.add_scalar(f"{name}/{metric}", value.item(), step)
-                writer.add_scalar(f"{name}/lr", _lr(stage, step), step)
+                writer.add_scalar(f"{name}/lr", lr, step)
         if (step + 1) % cfg.save_every == 0 or step + 1 == stage.steps:
-            _save_state(out / "state", modules, opt, step + 1)
+            _save_state(out / "state", modules, opt, step + 1, schedule)
         if evaluate is not None and (step + 1) % cfg.eval_every == 0:
             evaluate(ema.eval(), vae, tokenizer, step + 1)
             model.train()

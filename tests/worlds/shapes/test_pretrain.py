@@ -24,6 +24,7 @@ def test_micro_pretrain_and_exact_resume(tmp_path):
                        patch_shape_weight=1.0, patch_batch=1)
     folder = pretrain(dataclasses.replace(cfg_a, focus=focus))
     assert (tmp_path / "a" / "focus" / "state" / "state.json").is_file()
+    assert not list((tmp_path / "a").rglob("*.pt"))  # resume state is safetensors and JSON: nothing to unpickle
     ck = load_bagel(folder)
     assert ck.tokenizer is not None and ck.config.vae_config.scale_factor != 1.0  # latent scale was measured
     # The focus stage moved the ViT to a 2x finer grid: 128-px views, a 16x16 position table.
