@@ -1,4 +1,4 @@
-"""Choose a checkpoint's sampler settings on ShapesWorld TRAIN prompts and write its generation_config.json.
+"""Choose a checkpoint's sampler settings on ShapesWorld TRAIN prompts and write its srum_sampler.json.
 
     python launch/tune_sampler.py checkpoints/shapes-tiny [--limit 6]
 
@@ -22,7 +22,7 @@ from pathlib import Path  # noqa: E402
 from srum.worlds.shapes.world import prompts as shapes_prompts  # noqa: E402
 from srum.models.bagel.sampling import GuidanceParams  # noqa: E402
 from srum.models.bagel.unified import BagelUnified  # noqa: E402
-from srum.models.bagel.weights import GENERATION_CONFIG  # noqa: E402
+from srum.models.bagel.weights import SAMPLER_CONFIG  # noqa: E402
 from srum.utils.io import atomic_write_json  # noqa: E402
 from srum.worlds.shapes.oracle import score_batch  # noqa: E402
 
@@ -47,7 +47,7 @@ def main() -> None:
         results.append((score, model.guidance))
         print(" ".join(f"{k}={v}" for k, v in zip(GRID, values)), f"train_oracle={score:.4f}", flush=True)
     best_score, best = max(results, key=lambda r: r[0])
-    atomic_write_json(args.checkpoint / GENERATION_CONFIG, dataclasses.asdict(best))
+    atomic_write_json(args.checkpoint / SAMPLER_CONFIG, dataclasses.asdict(best))
     print(f"chosen {best} (train oracle {best_score:.4f})")
 
 

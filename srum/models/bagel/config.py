@@ -19,6 +19,7 @@ from transformers import Qwen2Config, SiglipVisionConfig
 
 # Sections of config.json that describe how a file was made rather than the model; read and ignored.
 _INFORMATIONAL_SECTIONS = {"derived", "notes"}
+MODEL_TYPE = "bagel"  # config.json's `model_type` (folders written before it was recorded have none)
 
 
 @dataclass
@@ -123,6 +124,7 @@ class BagelConfig:
         vit = self.vit_config.to_dict()
         vit.pop("_attn_implementation_autoset", None)
         return {
+            "model_type": MODEL_TYPE,
             "llm_config": llm,
             "vit_config": vit,
             "vae_config": dataclasses.asdict(self.vae_config),
@@ -143,7 +145,10 @@ class BagelConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], source: str = "config") -> BagelConfig:
-        known = {"llm_config", "vit_config", "vae_config", "bagel_config", "special_tokens", "image_transforms"}
+        known = {"llm_config", "vit_config", "vae_config", "bagel_config", "special_tokens", "image_transforms",
+                 "model_type"}
+        if data.get("model_type", MODEL_TYPE) != MODEL_TYPE:
+            raise ValueError(f"{source}: model_type={data['model_type']!r}, not a {MODEL_TYPE} config")
         unknown = set(data) - known - _INFORMATIONAL_SECTIONS
         if unknown:
             raise ValueError(f"{source}: unknown section(s) {sorted(unknown)}; expected {sorted(known)}")

@@ -68,7 +68,7 @@ class BagelUnified:
     def from_pretrained(cls, folder: str | Path, dtype: torch.dtype = torch.float32,
                         device: torch.device | str = "cpu", sampling: Mapping[str, Any] | None = None,
                         **kwargs) -> BagelUnified:
-        """Load a folder; sampler settings are the folder's generation_config.json (else BAGEL's defaults) with
+        """Load a folder; sampler settings are the folder's srum_sampler.json (else BAGEL's defaults) with
         `sampling`'s names (GuidanceParams fields) over them."""
         from srum.models.bagel.weights import load_bagel, load_generation_config
 

@@ -29,7 +29,8 @@ from srum.utils.io import atomic_path, atomic_write_json
 
 logger = logging.getLogger(__name__)
 
-GENERATION_CONFIG = "generation_config.json"
+SAMPLER_CONFIG = "srum_sampler.json"  # our own name: transformers reads generation_config.json as its GenerationConfig
+LEGACY_SAMPLER_CONFIG = "generation_config.json"  # where folders written before srum_sampler.json kept it
 
 
 class CheckpointMismatchError(RuntimeError):
@@ -45,8 +46,10 @@ class BagelCheckpoint:
 
 
 def load_generation_config(folder: str | Path) -> GuidanceParams | None:
-    """The sampler settings a checkpoint recommends (`generation_config.json`), if it ships them."""
-    path = Path(folder) / GENERATION_CONFIG
+    """The sampler settings a checkpoint recommends (`srum_sampler.json`), if it ships them."""
+    path = Path(folder) / SAMPLER_CONFIG
+    if not path.is_file():
+        path = Path(folder) / LEGACY_SAMPLER_CONFIG
     if not path.is_file():
         return None
     data = json.loads(path.read_text())
@@ -152,7 +155,7 @@ def save_bagel(folder: str | Path, model: Bagel, vae: BagelVAE,
     folder.mkdir(parents=True, exist_ok=True)
     model.config.save(folder / "config.json")
     if guidance is not None:
-        atomic_write_json(folder / GENERATION_CONFIG, dataclasses.asdict(guidance))
+        atomic_write_json(folder / SAMPLER_CONFIG, dataclasses.asdict(guidance))
     for name, state in (("model.safetensors", state_dict if state_dict is not None else model.state_dict()),
                         ("vae.safetensors", vae.model.state_dict())):
         state = {k: v.detach().contiguous().cpu() for k, v in state.items()}

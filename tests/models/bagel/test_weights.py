@@ -27,6 +27,7 @@ def test_roundtrip_is_exact(tiny, tmp_path):
     for a, b in zip(vae.model.state_dict().values(), ck.vae.model.state_dict().values()):
         assert torch.equal(a, b)
     assert ck.config.to_dict() == model.config.to_dict()
+    assert json.loads((tmp_path / "config.json").read_text())["model_type"] == "bagel"
     assert ck.tokenizer.encode("a red circle", add_special_tokens=False) == \
         word_tokenizer(model.config).encode("a red circle", add_special_tokens=False)
 
@@ -86,3 +87,24 @@ def test_config_json_roundtrip_and_errors(tmp_path):
         BagelConfig.from_dict(data)
     assert BagelConfig.bagel_7b_mot().patch_latent_dim == 64
     assert BagelConfig.bagel_7b_mot().latent_downsample == 16
+
+
+def test_config_of_another_model_type_is_refused(tiny, tmp_path):
+    model, vae = tiny
+    save_bagel(tmp_path, model, vae)
+    data = json.loads((tmp_path / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**data, "model_type": "qwen2_vl"}))
+    with pytest.raises(ValueError, match="model_type='qwen2_vl', not a bagel config"):
+        load_bagel(tmp_path)
+
+
+def test_sampler_settings_travel_in_our_own_file(tiny, tmp_path):
+    from srum.models.bagel.sampling import GuidanceParams
+    from srum.models.bagel.weights import load_generation_config
+
+    model, vae = tiny
+    save_bagel(tmp_path, model, vae, guidance=GuidanceParams(num_timesteps=7, cfg_text_scale=2.5))
+    assert (tmp_path / "srum_sampler.json").is_file() and not (tmp_path / "generation_config.json").exists()
+    assert load_generation_config(tmp_path) == GuidanceParams(num_timesteps=7, cfg_text_scale=2.5)
+    (tmp_path / "srum_sampler.json").rename(tmp_path / "generation_config.json")  # a folder written before the rename
+    assert load_generation_config(tmp_path).num_timesteps == 7
