@@ -1,85 +1,16 @@
-"""Run SRUM ablations of one recipe and tabulate them against the base model (ShapesWorld oracle).
+"""Run SRUM ablations of a recipe: `python launch/ablate.py RECIPE.yaml [--variants ...] [key=value ...]`.
 
-    python launch/ablate.py recipes/shapes.yaml [--variants srum global_only ...] [--gpus 2] [--out runs/ablate]
-        [--eval-seeds 0,1] [key=value ...]
-
-Each variant runs `deepspeed --num_gpus N launch/srum.py RECIPE overrides` with the same seeds and budget (the
-first variant's generated samples serve all of them), then is evaluated on the val split with every evaluation
-seed, as is the base checkpoint: the spread over seeds is the noise a difference must beat.
-Writes OUT/ablation.md, .csv and .png. Finished variants (and base evaluations) are skipped on a rerun.
+The command lives in `srum/cli/ablate.py` (its docstring has the details); installed, it is `srum-ablate`.
 """
-
-from __future__ import annotations
 
 import os
 import sys
 
-# launch/srum.py would shadow the `srum` package for scripts run from this folder: drop the folder from the path.
+# This folder holds srum.py: run as a script, a file here comes first on sys.path and `srum.py` would shadow the
+# `srum` package, so the folder is dropped from the path before the package is imported.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import subprocess  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-from srum.ablation import VARIANTS, expand, load_scores, shared_samples, table_rows, write_tables  # noqa: E402
-from srum.config import load_config  # noqa: E402
-from srum.utils.io import atomic_write_json  # noqa: E402
-from srum.utils.logging import setup_logging  # noqa: E402
-
-logger = logging.getLogger("launch.ablate")
-HERE = Path(__file__).resolve().parent
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("recipe")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    ap.add_argument("--gpus", type=int, default=2, help="ranks per run (CPU processes without GPUs)")
-    ap.add_argument("--out", type=Path, default=Path("runs/ablate"))
-    ap.add_argument("--eval-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1],
-                    help="comma-separated evaluation seeds of every run and of the base model (seed noise)")
-    args, overrides = ap.parse_known_args()
-    setup_logging()
-    cfg = load_config(args.recipe, overrides)  # fails now, not after hours, on a bad recipe or override
-    first, *more = args.eval_seeds
-    # Every variant is scored by the oracle; its round evaluates with the first seed, the others come after.
-    eval_overrides = ["eval.prompts=shapes", "eval.judge=shapes", f"eval.seed={first}"]
-    limit = cfg.eval.limit_per_category
-    t0 = time.time()
-    timings_file = args.out / "timings.json"
-    timings = json.loads(timings_file.read_text())["variant_seconds"] if timings_file.is_file() else {}
-    variants = expand(args.variants, args.out, [*overrides, *eval_overrides])
-    for v in variants:
-        if v.done:
-            logger.info("variant=%s done, skipped", v.name)
-            continue
-        start = time.time()
-        # Variants differ after generation only: the first finished variant's images serve all the others.
-        drawn = shared_samples(variants)
-        reuse = [f"generate.reuse_from={drawn}"] if drawn is not None else []
-        cmd = ["deepspeed", "--num_gpus", str(args.gpus), str(HERE / "srum.py"), args.recipe, *v.overrides, *reuse]
-        logger.info("variant=%s command=%s", v.name, " ".join(cmd))
-        subprocess.run(cmd, check=True)
-        timings[v.name] = time.time() - start
-
-    def evaluate(checkpoint: Path | str, out: Path, seed: int) -> dict:
-        if not (out / "scores.json").is_file():
-            cmd = [sys.executable, str(HERE / "evaluate.py"), "--checkpoint", str(checkpoint), "--benchmark", "shapes",
-                   "--split", "val", "--out", str(out), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
-            subprocess.run(cmd, check=True)
-        return load_scores(out / "scores.json")
-
-    runs = [("base", [evaluate(cfg.model.path, args.out / f"base-seed{seed}", seed) for seed in args.eval_seeds])]
-    for v in variants:
-        runs.append((v.name, [load_scores(v.scores)] + [evaluate(v.export, v.extra_eval_dir(s), s) for s in more]))
-    categories, rows = table_rows(runs)
-    write_tables(args.out, categories, rows)
-    atomic_write_json(timings_file, {"variant_seconds": timings, "total_seconds_last_call": time.time() - t0})
-    print((args.out / "ablation.md").read_text())
-
+from srum.cli.ablate import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

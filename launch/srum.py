@@ -1,76 +1,17 @@
 """Run SRUM: `deepspeed [--num_gpus N] launch/srum.py RECIPE.yaml [key=value ...] [--dry-run] [--verbose]`.
 
-    deepspeed --num_gpus 2 launch/srum.py recipes/shapes.yaml          # 2 CPU ranks, the shipped tiny model
-    deepspeed launch/srum.py recipes/bagel.yaml model.path=/data/BAGEL-7B-MoT regions.sam_path=/data/sam-vit-huge
-    python launch/srum.py recipes/bagel.yaml --dry-run                 # validate, check paths, print the plan
-
-`--verbose` logs at DEBUG, lets third-party warnings through (they are filtered otherwise) and prints a failure's
-traceback (otherwise one line, the traceback in OUTPUT_DIR/errors/rankN.log).
-
-Rerunning the same command resumes: finished work is skipped, training continues from its last checkpoint.
+The command lives in `srum/cli/run.py` (its docstring has the details); installed, `srum RECIPE.yaml ...` runs one
+process and `deepspeed --module srum.cli.run RECIPE.yaml ...` several, like this script.
 """
-
-from __future__ import annotations
 
 import os
 import sys
-import traceback
-from pathlib import Path
 
-# launch/srum.py would shadow the `srum` package for scripts run from this folder: drop the folder from the path.
+# This folder holds srum.py: run as a script, a file here comes first on sys.path and `srum.py` would shadow the
+# `srum` package, so the folder is dropped from the path before the package is imported.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(os.path.abspath(__file__))]
 
-# One thread per rank: ranks share the machine's cores, and oversubscribed OpenMP is 100× slower.
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-
-from srum.config import ConfigError, check_paths, load_config  # noqa: E402
-
-
-def main() -> None:
-    args = [a for a in sys.argv[1:] if not a.startswith("--local_rank")]  # the deepspeed launcher appends it
-    dry_run, verbose = "--dry-run" in args, "--verbose" in args
-    args = [a for a in args if a not in ("--dry-run", "--verbose")]
-    if not args:
-        sys.exit(__doc__)
-    try:
-        cfg = load_config(args[0], args[1:])
-        check_paths(cfg)
-    except (ConfigError, FileNotFoundError) as e:
-        sys.exit(f"srum: {e}")
-    from srum.pipeline import plan
-    from srum.utils.logging import setup_logging
-
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    setup_logging(level="DEBUG" if verbose else cfg.log.level)
-    if dry_run:
-        print(plan(cfg, world))
-        print("config and paths OK (dry run: nothing was loaded or written)")
-        return
-    from srum.pipeline import run_srum
-    from srum.utils.dist import init_distributed
-
-    rank = int(os.environ.get("RANK", "0"))
-    try:
-        with init_distributed(cfg.train.backend.value) as dist:
-            export = run_srum(cfg, dist)
-    except KeyboardInterrupt:
-        if rank == 0:
-            print(f"srum: interrupted — rerun the same command to resume from {cfg.output.dir}", file=sys.stderr)
-        sys.exit(130)
-    except Exception as e:  # one line on the console; the traceback goes to the run folder (or the console: --verbose)
-        if verbose:
-            raise
-        log = Path(cfg.output.dir) / "errors" / f"rank{rank}.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc())
-        sys.exit(f"srum: rank {rank}: {type(e).__name__}: {e} (traceback: {log})")
-    if rank == 0:
-        print(f"final checkpoint: {export}")
-    if dist.world_size > 1:
-        from srum.utils.dist import exit_process
-
-        exit_process(0)
-
+from srum.cli.run import main  # noqa: E402
 
 if __name__ == "__main__":
     main()

@@ -6,7 +6,9 @@ values, missing required values and bad combinations all raise `ConfigError` nam
 File existence is checked separately by `check_paths`, so tests and dry runs can build configs without weights.
 """
 
+import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -111,7 +113,7 @@ def _check_positive(key: str, value: float, allow_zero: bool = False) -> None:
 class ModelConfig:
     """Which unified model to load and where it lives."""
 
-    backend: str = "bagel"  # one of BACKENDS
+    backend: str = "bagel"  # the model backend by name (srum.models.registry.BACKENDS: bagel)
     path: str = MISSING  # local folder with the weights (BAGEL: ema.safetensors, ae.safetensors, tokenizer, configs)
     dtype: str = "auto"  # parameter dtype: auto (fp32 on CPU, bf16 on GPU) | float32 | bfloat16
     device: str = "auto"  # auto | cpu | cuda | cuda:N
@@ -130,22 +132,23 @@ class ModelConfig:
 class GenerateConfig:
     """Stage 1: one image per prompt with the base model (srum.md §1.2)."""
 
-    prompts: str = MISSING  # SRUM's train_comp.json, a folder of T2I-CompBench <category>_<split>.txt, or "shapes"
-    split: str = "train"  # for a prompt folder or "shapes": which <category>_<split> lists to read
+    # SRUM's train_comp.json, a folder of T2I-CompBench <category>_<split>.txt, or a prompt world's name (shapes)
+    prompts: str = MISSING
+    split: str = "train"  # for a prompt folder or a world: which split to read
     limit_per_category: int | None = None  # at most this many prompts per category (None: all)
     think: bool = True  # write a plan first, then generate conditioned on it
     max_think_tokens: int = 1000  # greedy plan length cap
-    images_per_prompt: int = 1
+    images_per_prompt: int = 1  # images sampled per prompt (group-relative objectives compare them: K)
     resolution: int = 1024  # square side in pixels; a multiple of 16 (one latent token per 16 px)
     num_timesteps: int = 50  # grid points from t=1 to t=0: num_timesteps - 1 Euler steps
     timestep_shift: float = 3.0  # t' = s*t / (1 + (s-1)*t)
-    cfg_text_scale: float = 4.0
+    cfg_text_scale: float = 4.0  # text classifier-free guidance scale
     cfg_img_scale: float = 1.0  # 1.0 = off
     cfg_interval: tuple[float, float] = (0.4, 1.0)  # guidance active only for lo < t <= hi
     cfg_renorm_type: str = "global"  # one of CFG_RENORM_TYPES
-    cfg_renorm_min: float = 0.0
+    cfg_renorm_min: float = 0.0  # lower bound of the CFG renorm factor (0: full renorm)
     batch_size: int = 1  # prompts per forward on each rank
-    seed: int = 42
+    seed: int = 42  # image j of prompt item i gets seed + i·images_per_prompt + j
     # A finished round-1 `generate` folder of a run with the same model and generate settings (another ablation
     # variant): its images are linked instead of redrawn. Checked against that folder's manifest at start.
     reuse_from: str | None = None
@@ -162,9 +165,9 @@ class GenerateConfig:
             raise ConfigError(f"generate.resolution={self.resolution} must be a positive multiple of 16")
         if self.num_timesteps < 2:
             raise ConfigError(f"generate.num_timesteps={self.num_timesteps} must be >= 2 (it counts grid points)")
-        if self.think and self.max_think_tokens <= 0:
-            raise ConfigError(f"generate.max_think_tokens={self.max_think_tokens} must be > 0 with think=true")
-        for key in ("images_per_prompt", "batch_size"):
+        if not 0.0 <= self.cfg_renorm_min <= 1.0:
+            raise ConfigError(f"generate.cfg_renorm_min={self.cfg_renorm_min} must lie in [0, 1]")
+        for key in ("images_per_prompt", "batch_size", "max_think_tokens"):
             _check_positive(f"generate.{key}", getattr(self, key))
         if self.limit_per_category is not None:
             _check_positive("generate.limit_per_category", self.limit_per_category)
@@ -176,14 +179,15 @@ class GenerateConfig:
 class RegionsConfig:
     """Stage 2a: region proposals per image (srum.md §1.3); SAM settings are the automatic generator's defaults."""
 
+    # sam (official; regions.sam_path) | components (same-hue connected components, flat-colour images)
     proposer: RegionProposer = RegionProposer.sam
     sam_path: str | None = None  # local transformers SamModel folder (ViT-H); required when proposer=sam
-    points_per_side: int = 32
-    points_per_batch: int = 64
-    pred_iou_thresh: float = 0.88
-    stability_score_thresh: float = 0.95
-    stability_score_offset: float = 1.0
-    box_nms_thresh: float = 0.7
+    points_per_side: int = 32  # SAM point grid: points per image side
+    points_per_batch: int = 64  # SAM prompts per forward
+    pred_iou_thresh: float = 0.88  # SAM: keep masks whose predicted IoU is at least this
+    stability_score_thresh: float = 0.95  # SAM: keep masks whose stability score is at least this
+    stability_score_offset: float = 1.0  # SAM: logit offset of the stability score
+    box_nms_thresh: float = 0.7  # box NMS IoU threshold between kept regions
     max_regions: int = 10  # keep the largest masks by pixel area
     min_area_frac: float = 0.0  # drop regions smaller than this fraction of the image (official: no minimum)
     # Where a box ends: official (x2/y2 = the region's last pixel, as the official pipeline's SAM XYWH → XYXY gives;
@@ -207,16 +211,17 @@ class RegionsConfig:
 class JudgeConfig:
     """Stage 2b: the model scores its own images, per region and globally, in [-1, 1] (srum.md §1.4)."""
 
+    # text (free-text answers, parsed; official) | logits (expected score over answer tokens, one forward)
     mode: JudgeMode = JudgeMode.text
     think: bool = True  # reason inside think tags before answering
     global_layout: bool = True  # also ask for the global layout score
     sample_level_only: bool = False  # ablation: one whole-image score replaces the regional step
     max_regional_tokens: int = 4096  # thinking + answer
-    max_global_tokens: int = 1024
+    max_global_tokens: int = 1024  # global judgement: thinking + answer
     max_retries: int = 5  # text mode: retries when nothing parses
     retry_temperature: float = 0.0  # 0 = greedy retries (official; they repeat the same answer)
     clamp_scores: bool = False  # official never clamps to [-1, 1]
-    batch_size: int = 1
+    batch_size: int = 1  # questions per understanding forward
     # Question set: official (text, BAGEL-7B) | digits (logits, BAGEL-7B, one digit 0-9) | a prompt world's name
     # (its tiny model's own questions, e.g. shapes: logits, yes/no).
     # None resolves by mode: official for text, digits for logits.
@@ -259,7 +264,9 @@ class RewardConfig:
     # images: SRUM) | oracle (the prompt world's exact judge: an upper bound, not SRUM) | uniform (weight 1: self-
     # distillation) | mix (the scorers of reward.mix, blended by weight). All go through the same map and training.
     source: str = "self"
-    mix: dict[str, float] = field(default_factory=dict)  # reward.source=mix: scorer name → weight, e.g. {self: 0.7, oracle: 0.3}
+    # reward.source=mix: scorer name → weight, e.g. {self: 0.7, oracle: 0.3}
+    mix: dict[str, float] = field(default_factory=dict)
+    # official (max over a 0.5 base, times (g+1)/2; srum.md §2) | signed (centred at 0: bad regions lower it)
     map: RewardMapKind = RewardMapKind.official
     binarize: bool = False  # region score → +1 if > 0 else -1 (official computes it but never uses it)
     drop_zero_global: bool = True  # official formatter drops images whose global score is exactly 0
@@ -290,7 +297,9 @@ class RewardConfig:
 class ObjectiveConfig:
     """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4), or a signed variant."""
 
-    kind: ObjectiveKind = ObjectiveKind.official
+    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft (see ObjectiveKind)
+    # anchor (official: unweighted flow matching to the same image, weight anchor_weight) | kl (velocity match to a
+    # frozen copy, weight kl_weight) | none
     constraint: Constraint = Constraint.anchor
     anchor_weight: float = 0.5  # λ of the official run (code default 0.1)
     kl_weight: float = 0.0  # weight of ||v_θ − v_ref||² against a frozen base copy
@@ -298,7 +307,7 @@ class ObjectiveConfig:
     text_dropout: float = 0.1  # drop the prompt with this probability (keeps CFG working)
     # group_relative / nft: advantage = (map − group mean) / max(group std, adv_std_floor), clipped to ±adv_clip.
     adv_std_floor: float = 0.1  # a group whose images all score alike gives small advantages, not huge ones
-    adv_clip: float = 2.0
+    adv_clip: float = 2.0  # advantages are clipped to ±adv_clip (nft: also the scale of the optimality probability)
     nft_beta: float = 1.0  # DiffusionNFT's β: how far the implicit policies sit from the starting model
 
     def __post_init__(self) -> None:
@@ -314,6 +323,8 @@ class ObjectiveConfig:
             )
         if not 0.0 <= self.text_dropout < 1.0:
             raise ConfigError(f"objective.text_dropout={self.text_dropout} must lie in [0, 1)")
+        for key in ("anchor_weight", "kl_weight"):
+            _check_positive(f"objective.{key}", getattr(self, key), allow_zero=True)
         _check_positive("objective.timestep_shift", self.timestep_shift)
         for key in ("adv_std_floor", "adv_clip", "nft_beta"):
             _check_positive(f"objective.{key}", getattr(self, key))
@@ -324,30 +335,44 @@ class TrainConfig:
     """Stage 5: optimisation under DeepSpeed (srum.md §3.5-3.6; official used FSDP, we use ZeRO)."""
 
     zero_stage: int = 2  # 2 | 3
-    backend: DistBackend = DistBackend.auto
+    backend: DistBackend = DistBackend.auto  # process-group backend: auto | gloo | nccl
     dtype: str = "bfloat16"  # mixed-precision compute dtype: auto | float32 | bfloat16
     rounds: int = 1  # generate → judge → train rounds; official is a single round
     max_steps: int | None = 309  # optimiser steps per round; exactly one of max_steps / epochs is set
-    epochs: float | None = None
+    epochs: float | None = None  # passes over the round's samples (instead of max_steps)
     micro_batch_size: int = 2  # images per rank per forward (official packs ~2 images of 1024² per GPU)
-    grad_accum_steps: int = 1
-    lr: float = 2e-5
+    grad_accum_steps: int = 1  # micro-batches per optimiser step
+    lr: float = 2e-5  # peak learning rate (AdamW)
     warmup_steps: int = 100  # linear warm-up, then constant
-    betas: tuple[float, float] = (0.9, 0.95)
-    eps: float = 1e-15
-    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.95)  # AdamW betas
+    eps: float = 1e-15  # AdamW epsilon (official 1e-15)
+    weight_decay: float = 0.0  # AdamW decoupled weight decay
     grad_clip: float = 1.0  # global norm; 0 disables
     freeze_und: bool = False  # official trains both experts
     lora_rank: int = 0  # > 0: train LoRA adapters on the generation expert instead of its full weights
-    lora_alpha: float = 16.0
+    lora_alpha: float = 16.0  # LoRA scale numerator: updates are scaled by lora_alpha / lora_rank
+    # recompute decoder-layer activations in the backward pass: far less memory, ~1.3× the time
     activation_checkpointing: bool = True
     seed: int = 4396  # per-rank seed = seed * world_size + rank
-    data_seed: int = 42
+    data_seed: int = 42  # seed of the per-epoch sample order
     save_every: int = 100  # steps between resume checkpoints; 0 = only at the end of a round
     max_bad_steps: int = 3  # steps with a non-finite or exploding grad norm tolerated before the run stops
     explode_factor: float = 100.0  # a grad norm above this × the median of recent good steps is a bad step
+    # DeepSpeed settings merged over the ones built from this section (e.g. {zero_optimization: {reduce_bucket_size:
+    # 5e8}}, offload, communication tuning); batch sizes, optimizer and scheduler stay this section's.
+    ds_config: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        owned = {"train_micro_batch_size_per_gpu": "train.micro_batch_size", "train_batch_size":
+                 "train.micro_batch_size and train.grad_accum_steps", "gradient_accumulation_steps":
+                 "train.grad_accum_steps", "optimizer": "train.lr/betas/eps/weight_decay", "scheduler":
+                 "train.warmup_steps", "gradient_clipping": "train.grad_clip"}
+        for key in self.ds_config:
+            if key in owned:
+                raise ConfigError(f"train.ds_config.{key}: set {owned[key]} instead (the loop's step counts and "
+                                  "resume depend on them)")
+        if self.ds_config.get("zero_optimization", {}).get("stage", self.zero_stage) != self.zero_stage:
+            raise ConfigError("train.ds_config.zero_optimization.stage: set train.zero_stage instead")
         if self.zero_stage not in (2, 3):
             raise ConfigError(f"train.zero_stage={self.zero_stage}; expected 2 or 3")
         if self.dtype not in DTYPES:
@@ -362,7 +387,7 @@ class TrainConfig:
         if self.epochs is not None:
             _check_positive("train.epochs", self.epochs)
         self.betas = _check_pair("train.betas", self.betas, 0.0, 1.0)
-        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "max_bad_steps",
+        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "max_bad_steps", "lora_alpha",
                     "explode_factor"):
             _check_positive(f"train.{key}", getattr(self, key))
         for key in ("warmup_steps", "weight_decay", "grad_clip", "save_every", "lora_rank"):
@@ -385,7 +410,7 @@ class EvalConfig:
     judge_path: str | None = None  # local folder of the VLM judge (Qwen2.5-VL-72B/32B-Instruct)
     judge_max_new_tokens: int = 512  # vlm: answer length
     failure_score: str = "official"  # vlm: an unparseable answer scores -1, averaged in (official) | "exclude"
-    seed: int = 42
+    seed: int = 42  # seed of the evaluation images (the same for every checkpoint evaluated)
 
     def __post_init__(self) -> None:
         if self.judge not in (*EVAL_JUDGES, *WORLDS):
@@ -412,9 +437,9 @@ class EvalConfig:
 class LogConfig:
     """Console, TensorBoard and progress-bar settings."""
 
-    level: str = "INFO"
+    level: str = "INFO"  # console and file log level: DEBUG | INFO | WARNING | ERROR
     every: int = 10  # steps between train log lines
-    tensorboard: bool = True
+    tensorboard: bool = True  # write TensorBoard scalars under output.dir/tensorboard
     progress: bool = True  # tqdm on rank 0
 
     def __post_init__(self) -> None:
@@ -427,7 +452,7 @@ class LogConfig:
 class OutputConfig:
     """Where a run writes: manifests, stage outputs, checkpoints and the final export."""
 
-    dir: str = "runs/srum"
+    dir: str = "runs/srum"  # the run folder: every stage's outputs, manifests, checkpoints and reports
     resume: bool = True  # continue the run found in `dir` (redo only unfinished work); false: refuse a used `dir`
     keep_checkpoints: int = 2  # resume checkpoints kept per round; the final export is always kept
 
@@ -526,37 +551,74 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
     `schema` is the root dataclass: `RunConfig` for SRUM runs, other roots (e.g. pretraining) reuse the checks.
 
-    Overrides are merged one by one so an error can name the override that caused it.
-    Raises ConfigError for any invalid key, value or combination, FileNotFoundError for a missing recipe.
+    Every recipe value and every override is merged on its own, so each error names the key and where it came from,
+    and all of them are reported together (one line each), as are the sections' own checks; checks across sections
+    run once every section is valid. Raises ConfigError, or FileNotFoundError for a missing recipe.
     """
     cfg = _schema(schema)
+    problems: list[str] = []
     if path is not None:
         path = Path(path)
-        try:
-            cfg = OmegaConf.merge(cfg, _load_yaml(path))
-        except OmegaConfBaseException as e:
-            raise _wrap(e, f"recipe {str(path)!r}") from e
+        for key, value in _leaves(OmegaConf.to_container(_load_yaml(path))):
+            try:
+                cfg = OmegaConf.merge(cfg, _nested(key, value))
+            except OmegaConfBaseException as e:
+                problems.append(str(_wrap(e, f"recipe {str(path)!r}")))
     for item in overrides:
         if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value (e.g. train.lr=1e-5)")
+            problems.append(f"override {item!r} is not key=value (e.g. train.lr=1e-5)")
+            continue
         try:
             cfg = OmegaConf.merge(cfg, OmegaConf.from_dotlist([item]))
         except OmegaConfBaseException as e:
-            raise _wrap(e, f"override {item!r}") from e
+            problems.append(str(_wrap(e, f"override {item!r}")))
     missing = sorted(OmegaConf.missing_keys(cfg))
-    if missing:  # report every missing key at once, not only the first one to_object trips on
-        raise ConfigError(_missing_message(missing))
+    if missing:
+        problems.append(_missing_message(missing))
+    sections = [name for name, kind in typing.get_type_hints(schema).items() if dataclasses.is_dataclass(kind)]
+    for section in sections:  # each section's own checks, all of them; missing values are reported above
+        if not any(m.startswith(f"{section}.") for m in missing):
+            problems += _build_problems(cfg[section])
+    if problems:
+        raise ConfigError(problems[0] if len(problems) == 1 else
+                          f"{len(problems)} problems in the config:\n  " + "\n  ".join(problems))
+    run = _build(cfg)
+    if not isinstance(run, schema):
+        raise ConfigError(f"the recipe did not build a {schema.__name__}")
+    return run
+
+
+def _leaves(tree: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    """A recipe's values by dotted key: nested mappings are walked; lists and empty mappings are values."""
+    if isinstance(tree, dict) and (tree or not prefix):
+        return [leaf for k, v in tree.items() for leaf in _leaves(v, f"{prefix}{k}.")]
+    return [(prefix[:-1], tree)]
+
+
+def _nested(key: str, value: Any) -> DictConfig:
+    out: Any = value
+    for part in reversed(key.split(".")):
+        out = {part: out}
+    return OmegaConf.create(out)
+
+
+def _build(cfg: DictConfig) -> Any:
     try:
-        run = OmegaConf.to_object(cfg)
+        return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as e:
         raise _wrap(e, "the merged config") from e
     except ConfigError:
         raise
     except ValueError as e:  # a __post_init__ outside our own checks
         raise ConfigError(str(e)) from e
-    if not isinstance(run, schema):
-        raise ConfigError(f"the recipe did not build a {schema.__name__}")
-    return run
+
+
+def _build_problems(section: DictConfig) -> list[str]:
+    try:
+        _build(section)
+    except ConfigError as e:
+        return [str(e)]
+    return []
 
 
 def config_to_dict(cfg: RunConfig) -> dict[str, Any]:
@@ -574,7 +636,8 @@ def save_config(cfg: RunConfig, path: str | Path) -> Path:
 
 
 def check_paths(cfg: RunConfig) -> None:
-    """Raise FileNotFoundError naming the key and path of the first input that does not exist."""
+    """Raise FileNotFoundError naming the key and path of the first input that does not exist (and ConfigError for
+    eval.categories its prompt source lacks: known only once the prompts are read)."""
     checks: list[tuple[str, str | None]] = [
         ("model.path", cfg.model.path),
         ("generate.prompts", cfg.generate.prompts),
@@ -592,3 +655,11 @@ def check_paths(cfg: RunConfig) -> None:
         check_model_folder(cfg.model)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"model.path={cfg.model.path!r}: {e}") from None
+    if cfg.eval.prompts is not None and cfg.eval.categories:
+        from srum.evaluation.benchmarks import load_prompt_source
+
+        present = {it.category for it in load_prompt_source(cfg.eval.prompts, cfg.eval.split)}
+        unknown = sorted(set(cfg.eval.categories) - present)
+        if unknown:
+            raise ConfigError(f"eval.categories={list(cfg.eval.categories)}: {unknown} not among the categories of "
+                              f"eval.prompts={cfg.eval.prompts!r} ({sorted(present)})")

@@ -39,7 +39,19 @@ def set_trainable(model: torch.nn.Module, freeze_und: bool,
 
 
 def deepspeed_config(cfg: TrainConfig, world_size: int, dtype: torch.dtype) -> dict:
-    """The DeepSpeed json, from the train section."""
+    """The DeepSpeed json, from the train section, with the user's `train.ds_config` merged over it."""
+    return merged(_base_deepspeed_config(cfg, world_size, dtype), cfg.ds_config)
+
+
+def merged(base: dict, overlay: dict) -> dict:
+    """`base` with `overlay`'s values put in, nested dicts merged key by key."""
+    out = dict(base)
+    for key, value in overlay.items():
+        out[key] = merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _base_deepspeed_config(cfg: TrainConfig, world_size: int, dtype: torch.dtype) -> dict:
     return {
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
         "gradient_accumulation_steps": cfg.grad_accum_steps,

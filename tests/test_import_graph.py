@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "srum"
 # Entry points of the loop and of evaluation; world tools (pretrain_shapes, tune_sampler, make_shapes_splits) may
 # name their world and its backend.
-LAUNCHERS = ("srum.py", "evaluate.py", "ablate.py", "sample.py", "curves.py")
+LAUNCHERS = ("srum.py", "evaluate.py", "ablate.py", "sample.py", "curves.py")  # cli wrappers and tools
 SEAMS = {
     "srum.models": {"srum.models", "srum.models.interface", "srum.models.registry", "srum.models.tokenizer"},
     "srum.worlds": {"srum.worlds", "srum.worlds.interface", "srum.worlds.registry"},

@@ -1,0 +1,1 @@
+"""Command-line entry points (`srum`, `srum-eval`, `srum-ablate`; `launch/*.py` are thin wrappers of them)."""
