@@ -4,7 +4,7 @@
 
     deepspeed --num_gpus 2 launch/srum.py recipes/shapes.yaml          # 2 CPU ranks, the shipped tiny model
     deepspeed launch/srum.py recipes/bagel.yaml model.path=/data/BAGEL-7B-MoT regions.sam_path=/data/sam-vit-huge
-    python launch/srum.py recipes/bagel.yaml --dry-run                 # validate, check paths, print the plan
+    python launch/srum.py recipes/bagel.yaml --dry-run --world 8      # validate, check paths, plan (and memory)
 
 `--verbose` logs at DEBUG, lets third-party warnings through (they are filtered otherwise) and prints a failure's
 traceback (otherwise one line, the traceback in OUTPUT_DIR/errors/rankN.log).
@@ -33,21 +33,35 @@ def main() -> None:
         print(describe())
         return
     dry_run, verbose = "--dry-run" in args, "--verbose" in args
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if "--world" in args:  # the rank count a dry run plans memory for
+        i = args.index("--world")
+        if i + 1 >= len(args) or not args[i + 1].isdigit() or int(args[i + 1]) < 1:
+            sys.exit("srum: --world needs a positive number of ranks, e.g. --world 8")
+        world = int(args[i + 1])
+        del args[i:i + 2]
     args = [a for a in args if a not in ("--dry-run", "--verbose")]
     if not args:
         sys.exit(__doc__)
     try:
         cfg = load_config(args[0], args[1:])
-        check_paths(cfg)
+        if not dry_run:
+            check_paths(cfg)
     except (ConfigError, FileNotFoundError) as e:
         sys.exit(f"srum: {e}")
     from srum.pipeline import plan
     from srum.utils.logging import setup_logging
 
-    world = int(os.environ.get("WORLD_SIZE", "1"))
     setup_logging(level="DEBUG" if verbose else cfg.log.level)
     if dry_run:
+        from srum.memory_plan import describe_memory
+
         print(plan(cfg, world))
+        print(describe_memory(cfg, world))
+        try:
+            check_paths(cfg)
+        except (ConfigError, FileNotFoundError) as e:
+            sys.exit(f"srum: {e}")
         print("config and paths OK (dry run: nothing was loaded or written)")
         return
     from srum.pipeline import run_srum

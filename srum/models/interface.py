@@ -86,6 +86,13 @@ class UnifiedModel(Protocol):
                         sampling: Mapping[str, Any] | None = None, **options: Any) -> UnifiedModel:
         """Load a folder; `sampling` overrides the settings the folder recommends."""
 
+    @classmethod
+    def memory_facts(cls, folder: str | None, resolution: int, freeze_und: bool, lora_rank: int) -> Any:
+        """Sizes for a memory plan, without loading weights (the folder's configuration, or the backend's published
+        one when there is no folder): parameter counts (total, trainable under these settings, largest layer, the
+        frozen autoencoder), decoder layers and width, tokens per training image at `resolution`, and the activation
+        elements one layer keeps per token (`srum.models.bagel.memory.MemoryFacts`)."""
+
     @staticmethod
     def check_folder(folder: str | Path) -> None:
         """FileNotFoundError naming what a folder lacks, before anything is loaded."""

@@ -105,6 +105,12 @@ class BagelUnified:
     def training_view(self, forward: Callable) -> BagelUnified:
         return dataclasses.replace(self, forward_module=forward)
 
+    @classmethod
+    def memory_facts(cls, folder: str | None, resolution: int, freeze_und: bool, lora_rank: int):
+        from srum.models.bagel.memory import memory_facts
+
+        return memory_facts(folder, resolution, freeze_und, lora_rank, cls.is_generation_parameter, cls.lora_targets)
+
     def save_pretrained(self, folder: str | Path, state_dict: Mapping[str, torch.Tensor] | None = None) -> None:
         from srum.models.bagel.weights import save_bagel
 
