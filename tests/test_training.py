@@ -1,0 +1,79 @@
+"""The training stage's bookkeeping: step counts, each rank's sample order (every sample once per epoch, the same
+whatever ran before: resumes take the unbroken run's steps), and reading a round's samples back from the typed
+stage records (job order, dropped images left out, damaged maps named)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from srum.config import load_config
+from srum.records import GenerateFolder, GenerateRow, JudgeRow, ScoreFolder
+from srum.training import load_training_samples, sample_indices, total_steps
+from srum.utils.artifacts import DamagedArtifact
+from srum.utils.dist import DistInfo
+
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "shapes.yaml"
+
+
+def _cfg(*overrides: str):
+    return load_config(RECIPE, ["model.path=unused", *overrides])
+
+
+def test_step_count_from_steps_or_epochs():
+    assert total_steps(_cfg("train.max_steps=7"), n_samples=1000, world_size=2) == 7
+    cfg = _cfg("train.max_steps=null", "train.epochs=2", "train.micro_batch_size=2", "train.grad_accum_steps=2")
+    assert total_steps(cfg, n_samples=10, world_size=2) == 3  # ceil(2 epochs × 10 samples / (2 × 2 × 2) per step)
+    assert total_steps(cfg, n_samples=1, world_size=2) == 1
+
+
+def test_each_epoch_shows_every_sample_once_across_ranks_and_micro_batches():
+    cfg = _cfg("train.micro_batch_size=2", "train.grad_accum_steps=3", "train.data_seed=5")
+    n, world = 12, 2
+    steps = n // (2 * 3 * world)  # one epoch = 1 step here; take 3 epochs
+    seen = []
+    for step in range(3 * steps):
+        for micro in range(3):
+            for rank in range(world):
+                seen += sample_indices(n, step, micro, cfg, DistInfo(rank, world, rank, "gloo"))
+    epochs = [seen[k * n:(k + 1) * n] for k in range(3)]
+    assert all(sorted(e) == list(range(n)) for e in epochs)  # a permutation per epoch
+    assert epochs[0] != epochs[1]  # reshuffled every epoch
+    # A resumed run computes the same batch for a step without replaying earlier ones.
+    assert sample_indices(n, 2, 1, cfg, DistInfo(1, world, 1, "gloo")) == seen[(2 * 3 + 1) * 4 + 2:(2 * 3 + 1) * 4 + 4]
+
+
+def _round(tmp_path: Path, maps: dict[str, torch.Tensor]) -> tuple[Path, Path]:
+    gen, scored = GenerateFolder(tmp_path / "generate"), ScoreFolder(tmp_path / "score")
+    (gen.path / "images").mkdir(parents=True)
+    rows = [GenerateRow(j, "color", j // 2, f"prompt {j // 2}", seed=j, file=gen.image_name(j)) for j in range(4)]
+    latents = torch.arange(4 * 16 * 2 * 2, dtype=torch.float32).reshape(4, 16, 2, 2)
+    for k in (1, 0):  # written out of order: the reader sorts by job
+        gen.write_chunk(k, rows[2 * k:2 * k + 2], [Image.new("RGB", (32, 32))] * 2, latents[2 * k:2 * k + 2])
+        judged = [JudgeRow(r.job, r.prompt, r.file, str(r.job) in maps, 0.5, [], [], [], 0, 0.5, None)
+                  for r in rows[2 * k:2 * k + 2]]
+        scored.write_chunk(k, judged, {j: m for j, m in maps.items() if int(j) // 2 == k})
+    return gen.path, scored.path
+
+
+def _tokens(latents: torch.Tensor) -> torch.Tensor:  # (B, C, h, w) → (B, h·w, C)
+    return latents.flatten(2).transpose(1, 2)
+
+
+def test_samples_come_back_in_job_order_without_dropped_images(tmp_path):
+    gen, scored = _round(tmp_path, {"0": torch.full((4,), 0.5), "2": torch.full((4,), -1.0), "3": torch.ones(4)})
+    samples = load_training_samples(gen, scored, _tokens)
+    assert [s.job for s in samples] == [0, 2, 3]  # job 1 was dropped by the reward rules
+    assert [s.group for s in samples] == [("color", 0), ("color", 1), ("color", 1)]
+    assert torch.equal(samples[1].x0, _tokens(torch.arange(256, dtype=torch.float32).reshape(4, 16, 2, 2))[2])
+    assert samples[1].weights.tolist() == [-1.0] * 4
+
+
+@pytest.mark.parametrize("bad, message", [(torch.full((4,), 3.0), "outside"), (torch.ones(5), "has shape")])
+def test_a_damaged_reward_map_is_named(tmp_path, bad, message):
+    gen, scored = _round(tmp_path, {"0": torch.ones(4), "3": bad})
+    with pytest.raises(DamagedArtifact, match=f"chunk_00001.safetensors.*'3'.*{message}"):
+        load_training_samples(gen, scored, _tokens)
