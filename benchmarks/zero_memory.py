@@ -26,7 +26,7 @@ def worker(checkpoint: str, stage: int) -> None:
     from srum.training import TrainSample, train_round
     from srum.utils.dist import all_gather_objects, init_distributed
 
-    cfg = load_config(None, ["model.path=unused", "generate.prompts=shapes", "regions.proposer=components",
+    cfg = load_config(None, ["model.path=unused", "generate.prompts=shapes", "regions.proposer=world",
                              f"train.zero_stage={stage}", "train.max_steps=1", "train.micro_batch_size=2",
                              "train.backend=gloo", "train.dtype=float32", "train.save_every=0",
                              "log.progress=false", "train.freeze_und=false"])

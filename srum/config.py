@@ -73,7 +73,7 @@ class GenerateSource(str, Enum):
 
 class RegionProposer(str, Enum):
     sam = "sam"  # SAM automatic mask generator (official)
-    components = "components"  # connected colour components: exact and cheap for the shapes world
+    world = "world"  # the prompt world's own proposer (generate.prompts names the world)
 
 
 class DistBackend(str, Enum):
@@ -179,7 +179,7 @@ class GenerateConfig:
 class RegionsConfig:
     """Stage 2a: region proposals per image (srum.md §1.3); SAM settings are the automatic generator's defaults."""
 
-    # sam (official; regions.sam_path) | components (same-hue connected components, flat-colour images)
+    # sam (official; regions.sam_path) | world (the prompt world's own proposer, exact and cheap for its images)
     proposer: RegionProposer = RegionProposer.sam
     sam_path: str | None = None  # local transformers SamModel folder (ViT-H); required when proposer=sam
     points_per_side: int = 32  # SAM point grid: points per image side
@@ -482,7 +482,7 @@ class RunConfig:
         if self.regions.proposer == RegionProposer.sam and self.regions.sam_path is None:
             raise ConfigError(
                 "regions.sam_path is required with regions.proposer=sam: "
-                f"pass regions.sam_path={_REQUIRED_HINTS['regions.sam_path']} or regions.proposer=components"
+                f"pass regions.sam_path={_REQUIRED_HINTS['regions.sam_path']} or regions.proposer=world (a prompt world's own)"
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
@@ -501,6 +501,9 @@ class RunConfig:
         if "oracle" in self.reward.scorers and not is_world(self.generate.prompts):
             raise ConfigError(f"reward.source=oracle needs a prompt world with an exact judge; "
                               f"generate.prompts={self.generate.prompts!r} has none (use one of {sorted(WORLDS)})")
+        if self.regions.proposer == RegionProposer.world and not is_world(self.generate.prompts):
+            raise ConfigError(f"regions.proposer=world needs a prompt world; generate.prompts="
+                              f"{self.generate.prompts!r} is a file (use regions.proposer=sam, or one of {sorted(WORLDS)})")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "

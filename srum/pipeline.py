@@ -73,7 +73,7 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"prompts: {cfg.generate.prompts} (split {cfg.generate.split}, limit {cfg.generate.limit_per_category}"
              f" per category), {cfg.generate.images_per_prompt} image(s) each at {cfg.generate.resolution}px, "
              f"think={cfg.generate.think}",
-             f"regions: {cfg.regions.proposer.value}, top {cfg.regions.max_regions}",
+             f"regions: {cfg.regions.proposer.value}, top {cfg.regions.max_regions}, boxes end {cfg.regions.box_end}",
              f"judge: {cfg.judge.mode.value} mode, templates {cfg.judge.template_set}, global={cfg.judge.global_layout}",
              f"generate source: {cfg.generate.source.value}"
              + (" (ground-truth renders: the capacity reference, not SRUM)"
@@ -161,7 +161,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
 
         device = rank_device(cfg.model.device, dist.local_rank)
         dtype = resolve_dtype(cfg.model.dtype, device)
-        score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions, device, dtype), cfg.reward,
+        score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions, device, dtype, cfg.generate.prompts), cfg.reward,
                     rd / "generate", rd / "score", grid, dist, cfg.log.progress,
                     truth=world.truth if world is not None else None)
         dist.barrier()

@@ -61,7 +61,7 @@ def test_override_changes_value_and_converts_type():
 
 
 def test_defaults_only_without_recipe():
-    cfg = load_config(None, ["model.path=/m", "generate.prompts=/p.json", "regions.proposer=components"])
+    cfg = load_config(None, ["model.path=/m", "generate.prompts=shapes", "regions.proposer=world"])
     assert cfg.model.backend == "bagel"
     assert cfg.model.dtype == "auto" and cfg.model.device == "auto"
     assert [v.value for v in cfg.eval.variants] == ["no_think"] and cfg.eval.split == "val"
@@ -135,8 +135,11 @@ def test_sam_proposer_needs_sam_path():
         load_config(RECIPE, [REQUIRED[0], REQUIRED[2]])
     msg = str(e.value)
     assert "regions.sam_path is required with regions.proposer=sam" in msg
-    assert "regions.proposer=components" in msg
-    assert load_config(RECIPE, [REQUIRED[0], REQUIRED[2], "regions.proposer=components"]).regions.sam_path is None
+    assert "regions.proposer=world" in msg
+    assert load_config(RECIPE, [REQUIRED[0], REQUIRED[2], "regions.proposer=world",
+                                "generate.prompts=shapes"]).regions.sam_path is None
+    with pytest.raises(ConfigError, match="regions.proposer=world needs a prompt world"):
+        load_config(RECIPE, [REQUIRED[0], REQUIRED[2], "regions.proposer=world"])  # the recipe's prompts: a file
 
 
 def test_missing_recipe_file_named(tmp_path):

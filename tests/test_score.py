@@ -30,7 +30,7 @@ def test_ranks_share_chunks_and_totals_count_everything(tmp_path):
     images = world.render_truth([r.prompt for r in rows], [r.seed for r in rows], 64)
     for k in range(3):  # chunks of 2, 2 and 1 images
         gen.write_chunk(k, rows[2 * k:2 * k + 2], images[2 * k:2 * k + 2], torch.zeros(len(rows[2 * k:2 * k + 2]), 1))
-    scorer, proposer = build_scorer(cfg, model=None), build_proposer(cfg.regions)
+    scorer, proposer = build_scorer(cfg, model=None), build_proposer(cfg.regions, world=cfg.generate.prompts)
     scored = ScoreFolder(tmp_path / "score")
 
     def rank(r: int) -> dict:

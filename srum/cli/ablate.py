@@ -1,4 +1,4 @@
-"""Run SRUM ablations of one recipe and tabulate them against the base model (ShapesWorld oracle).
+"""Run SRUM ablations of one recipe and tabulate them against the base model (judged by its prompt world's oracle).
 
     python launch/ablate.py recipes/shapes.yaml [--variants srum global_only ...] [--gpus 2] [--out runs/ablate]
         [--eval-seeds 0,1] [key=value ...]
@@ -21,6 +21,7 @@ from pathlib import Path
 
 from srum.ablation import VARIANTS, expand, load_scores, shared_samples, table_rows, write_tables
 from srum.config import load_config
+from srum.worlds.registry import WORLDS, is_world
 from srum.utils.io import atomic_write_json
 from srum.utils.logging import setup_logging
 
@@ -39,8 +40,12 @@ def main() -> None:
     setup_logging()
     cfg = load_config(args.recipe, overrides)  # fails now, not after hours, on a bad recipe or override
     first, *more = args.eval_seeds
-    # Every variant is scored by the oracle; its round evaluates with the first seed, the others come after.
-    eval_overrides = ["eval.prompts=shapes", "eval.judge=shapes", f"eval.seed={first}"]
+    world = cfg.generate.prompts
+    if not is_world(world):
+        raise SystemExit(f"ablate.py: the recipe's generate.prompts={world!r} is not a prompt world; ablations are "
+                         f"judged by a world's exact judge (one of {sorted(WORLDS)})")
+    # Every variant is scored by the world's oracle; its round evaluates with the first seed, the others come after.
+    eval_overrides = [f"eval.prompts={world}", f"eval.judge={world}", f"eval.seed={first}"]
     limit = cfg.eval.limit_per_category
     t0 = time.time()
     timings_file = args.out / "timings.json"
@@ -61,7 +66,7 @@ def main() -> None:
 
     def evaluate(checkpoint: Path | str, out: Path, seed: int) -> dict:
         if not (out / "scores.json").is_file():
-            cmd = [sys.executable, "-m", "srum.cli.evaluate", "--checkpoint", str(checkpoint), "--benchmark", "shapes",
+            cmd = [sys.executable, "-m", "srum.cli.evaluate", "--checkpoint", str(checkpoint), "--benchmark", world,
                    "--split", "val", "--out", str(out), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
             subprocess.run(cmd, check=True)
         return load_scores(out / "scores.json")

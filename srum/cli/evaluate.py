@@ -3,7 +3,7 @@
     python launch/evaluate.py --checkpoint checkpoints/shapes-tiny --benchmark shapes --split val --out runs/eval-base
 
 Writes DIR/scores.json ({benchmark, split, checkpoint, categories, overall, n_images, ...}), DIR/images/,
-DIR/images.json (one record per image) and DIR/report.html. With --understanding (ShapesWorld) it also
+DIR/images.json (one record per image) and DIR/report.html. With --understanding (a prompt world) it also
 measures balanced yes/no understanding accuracy on renders of the split, and with --self-judge the AUROC of
 the model's own yes/no judgement of its images against the judge's verdict (score == 1).
 
@@ -78,7 +78,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--images-per-prompt", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="at most this many prompts per category")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--size", type=int, default=None, help="image side (default: 64 for shapes, 1024 otherwise)")
+    ap.add_argument("--size", type=int, default=None, help="image side (default: a world's image size, 1024 otherwise)")
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--steps", type=int, default=None, help="override the checkpoint's num_timesteps")
     ap.add_argument("--cfg", type=float, default=None, help="override the text guidance scale")
@@ -171,7 +171,7 @@ def rejudge(args: argparse.Namespace) -> None:
     if args.out is None or not (args.out / "images.json").is_file():
         raise SystemExit("--rejudge needs --out DIR of an earlier evaluation (DIR/images.json)")
     summary = json.loads((args.out / "scores.json").read_text())
-    name = args.judge or summary.get("judge", "shapes")
+    name = args.judge or summary.get("judge", summary["benchmark"])  # older summaries: the world's own judge
     judge = build_eval_judge(args, name, DistInfo(0, 1, 0, None))
     records = rejudge_records(json.loads((args.out / "images.json").read_text()), args.out, judge)
     keep = summary_extras(summary)

@@ -36,7 +36,7 @@ def compare_curves(path: Path, runs: dict[str, list[dict]], samples: bool = Fals
                     [p["sample_truth_mean"] for p in drawn], "s--", color=color, alpha=0.5,
                     label=f"{name}: oracle score of the round's own samples")
     ax.set_xlabel("wall time of the rounds on 2 CPU cores, minutes (evaluation excluded)")
-    ax.set_ylabel("ShapesWorld oracle score")
+    ax.set_ylabel("evaluation score (the world's exact judge)")
     ax.grid(alpha=0.3)
     if ax.lines:
         ax.legend(fontsize=7, loc="best")

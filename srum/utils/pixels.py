@@ -1,6 +1,6 @@
-"""Small numpy image operations shared by the ShapesWorld oracle and the components region proposer.
+"""Small numpy image operations for parsing flat-colour renders (a world's oracle and region proposer use them).
 
-Both parse flat-colour 64 px renders the same way (box filter, background from the border, hue, 3×3 morphology,
+They parse flat-colour images the same way (box filter, background from the border, hue, 3×3 morphology,
 4-connected components), so the pixel arithmetic lives here once. Conventions:
 
 - images are (H, W, C) float arrays in [0, 1]; masks are (H, W) bool; label maps are (H, W) int with −1 = no label;

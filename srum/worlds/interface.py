@@ -22,7 +22,9 @@ from PIL import Image
 if TYPE_CHECKING:
     from srum.evaluation.benchmarks import PromptItem
     from srum.evaluation.judges.base import Judge
+    from srum.config import RegionsConfig
     from srum.rewards.judge import JudgeTemplates
+    from srum.rewards.regions import RegionProposer
     from srum.rewards.sources import Scorer
 
 
@@ -45,6 +47,9 @@ class World(Protocol):
 
     def judge_templates(self) -> JudgeTemplates:
         """The self-judge questions the world's own tiny model was taught (`judge.templates=<world name>`)."""
+
+    def region_proposer(self, cfg: RegionsConfig) -> RegionProposer:
+        """Its own region proposer (`regions.proposer=world`), exact and cheap for its images."""
 
     def eval_judge(self) -> Judge:
         """The evaluation judge (`eval.judge=<world name>`): exact scores, with the reason for each."""

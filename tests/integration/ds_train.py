@@ -49,7 +49,7 @@ def main() -> None:
     args = [a for a in args if "=" not in a]
     out, stage, steps = Path(args[0]), int(args[1]), int(args[2])
     crash_at = int(args[3]) if len(args) > 3 else None
-    cfg = load_config(None, ["model.path=unused", "generate.prompts=shapes", "regions.proposer=components",
+    cfg = load_config(None, ["model.path=unused", "generate.prompts=shapes", "regions.proposer=world",
                              f"train.zero_stage={stage}", f"train.max_steps={steps}", "train.micro_batch_size=2",
                              "train.backend=gloo", "train.dtype=float32", "train.save_every=2", "train.lr=1e-3",
                              "train.warmup_steps=1", "train.freeze_und=true", "log.every=1", "log.progress=false",

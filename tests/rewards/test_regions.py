@@ -8,13 +8,13 @@ from PIL import Image
 
 from srum.config import ConfigError, RegionProposer, RegionsConfig
 from srum.utils.boxes import box_iou, masks_to_boxes, nms
+from srum.utils.pixels import label_components
+from srum.worlds.shapes.regions import ComponentsProposer
 from srum.rewards.regions import (
-    ComponentsProposer,
     Region,
     SamProposer,
     build_proposer,
     filter_regions,
-    label_components,
     point_grid,
     stability_score,
 )
@@ -233,7 +233,7 @@ def test_label_components_by_hand():
 
 
 def _components() -> ComponentsProposer:
-    return build_proposer(RegionsConfig(proposer=RegionProposer.components, box_end="exclusive"))
+    return build_proposer(RegionsConfig(proposer=RegionProposer.world, box_end="exclusive"), world="shapes")
 
 
 def _true_box(obj: Obj, size: int) -> np.ndarray:
@@ -294,11 +294,11 @@ def test_components_respects_max_regions_and_min_area():
     image = render(scene, 64)
     all_three = _components().propose([image])[0]
     assert len(all_three) == 3 and all_three[0].area > all_three[1].area > all_three[2].area
-    top1 = ComponentsProposer(RegionsConfig(proposer=RegionProposer.components, max_regions=1,
+    top1 = ComponentsProposer(RegionsConfig(proposer=RegionProposer.world, max_regions=1,
                                             box_end="exclusive")).propose([image])[0]
     assert [r.box_xyxy for r in top1] == [all_three[0].box_xyxy]
     frac = (all_three[2].area + 1) / 64 ** 2  # just above the smallest
-    big = ComponentsProposer(RegionsConfig(proposer=RegionProposer.components, min_area_frac=frac)).propose([image])
+    big = ComponentsProposer(RegionsConfig(proposer=RegionProposer.world, min_area_frac=frac)).propose([image])
     assert [r.area for r in big[0]] == [r.area for r in all_three[:2]]
 
 
@@ -307,7 +307,8 @@ def test_box_end_official_is_the_last_pixel_and_exclusive_one_past_it():
     image.paste((220, 30, 30), (10, 20, 30, 44))  # pixels x 10..29, y 20..43
     ends = {}
     for box_end in ("official", "exclusive"):
-        [regions] = build_proposer(RegionsConfig(proposer=RegionProposer.components, box_end=box_end)).propose([image])
+        [regions] = build_proposer(RegionsConfig(proposer=RegionProposer.world, box_end=box_end),
+                                   world="shapes").propose([image])
         ends[box_end] = regions[0].box_xyxy
     assert ends["exclusive"] == (9, 19, 31, 45)  # the 3×3 box filter spreads the square by a pixel each side
     assert ends["official"] == (9, 19, 30, 44)

@@ -56,7 +56,7 @@ def test_a_registered_toy_scorer_mixes_with_the_oracle(toy):
     assert isinstance(scorer, MixedScorer)
     prompts = ["a red square and a yellow triangle", "a green square below a purple triangle"]
     images = render_truth(prompts, [0, 1], 64)
-    regions = build_proposer(cfg.regions).propose(images)
+    regions = build_proposer(cfg.regions, world=cfg.generate.prompts).propose(images)
     oracle = build_scorer(load_config(RECIPE, [*BASE, "reward.source=oracle"]), model=None)
     alone = oracle.judge(images, prompts, regions)
     mixed = scorer.judge(images, prompts, regions)

@@ -34,6 +34,7 @@ from PIL import Image, ImageDraw
 
 from srum.evaluation.benchmarks import PromptItem
 from srum.rewards.judge import Judgement, JudgeTemplates
+from srum.rewards.regions import Region, with_box_end
 
 CATEGORIES = ("color",)
 IMAGE_SIZE = 64
@@ -84,6 +85,26 @@ def judge_templates():
                           answers={"yes": 1.0, "no": -1.0})
 
 
+class InkBox:
+    """One region per image: the pixels that are not white."""
+
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def propose(self, images):
+        out = []
+        for image in images:
+            ink = (np.asarray(image.convert("RGB")) < 200).any(axis=2)
+            ys, xs = np.nonzero(ink)
+            box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+            out.append(with_box_end([Region(box, ink, int(ink.sum()))] if len(xs) else [], self.cfg.box_end))
+        return out
+
+
+def region_proposer(cfg):
+    return InkBox(cfg)
+
+
 class Exact:
     name = "dots"
 
@@ -126,7 +147,8 @@ def test_a_registered_world_runs_through_the_loop_stages(dots, tmp_path):
     gen, score = tmp_path / "run" / "generate", tmp_path / "run" / "score"
     generate_stage(WorldRenders(unified, dots.render_truth), items, cfg.generate, gen, one, progress=False)
     grid = unified.latent_grid(64, 64)
-    score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions), cfg.reward, gen, score, grid, one,
+    proposer = build_proposer(cfg.regions, world=cfg.generate.prompts)
+    score_stage(build_scorer(cfg, unified), proposer, cfg.reward, gen, score, grid, one,
                 progress=False, truth=dots.truth)
     rows = judged_rows(score)
     assert len(rows) == 6 and all(r.truth == 1.0 and r.global_score == 1.0 for r in rows)

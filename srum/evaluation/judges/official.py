@@ -159,7 +159,7 @@ class OfficialJudge:
                 idx[key].append(i)
         if unknown:
             raise ValueError(f"judge 'official' has no metric for categories {sorted(unknown)}; it scores "
-                             f"T2I-CompBench's categories (use --judge vlm or shapes for others)")
+                             f"T2I-CompBench's categories (use --judge vlm, or a world's own judge, for others)")
         attr = idx["attribute"]
         for i, s in zip(attr, self.attribute_scores([images[i] for i in attr], [prompts[i] for i in attr])):
             rows[i] = {"score": s, "metric": "blip_vqa"}

@@ -65,6 +65,12 @@ def judge_templates():
     )
 
 
+def region_proposer(cfg):
+    from srum.worlds.shapes.regions import ComponentsProposer
+
+    return ComponentsProposer(cfg)
+
+
 def eval_judge():
     from srum.worlds.shapes.eval_judge import ShapesOracleJudge
 

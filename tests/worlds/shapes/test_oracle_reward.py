@@ -4,7 +4,8 @@ import numpy as np
 import torch
 
 from srum.config import RegionsConfig, RewardConfig
-from srum.rewards.regions import ComponentsProposer, Region
+from srum.rewards.regions import Region
+from srum.worlds.shapes.regions import ComponentsProposer
 from srum.rewards.reward_map import build_reward_map, official_reward_map
 from srum.worlds.registry import world_for
 from srum.worlds.shapes.render import render
@@ -35,7 +36,7 @@ def test_oracle_judgement_by_hand():
 
 def test_oracle_source_builds_the_hand_map():
     image = render(SCENE, 64)
-    regions = ComponentsProposer(RegionsConfig(proposer="components", max_regions=4, min_area_frac=0.01)).propose(
+    regions = ComponentsProposer(RegionsConfig(proposer="world", max_regions=4, min_area_frac=0.01)).propose(
         [image])[0]
     (j,) = OracleScorer().judge([image], [PROMPT], [regions])
     cfg = RewardConfig(drop_zero_global=False)
