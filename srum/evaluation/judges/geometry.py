@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from srum.evaluation.judges.prompt_parsing import SPATIAL_3D
@@ -25,7 +26,7 @@ def relation_score(relation: str, box1: Sequence[float], box2: Sequence[float], 
     c1 = ((box1[0] + box1[2]) / 2, (box1[1] + box1[3]) / 2)
     c2 = ((box2[0] + box2[2]) / 2, (box2[1] + box2[3]) / 2)
     dx, dy = c2[0] - c1[0], c2[1] - c1[1]
-    overlap = float(box_iou(torch.tensor([box1], dtype=torch.float64), torch.tensor([box2], dtype=torch.float64))[0, 0])
+    overlap = float(box_iou(_as_boxes(box1), _as_boxes(box2))[0, 0])
     if relation in ("next to", "on side of", "near"):
         limit = distance_fraction * image_size
         return 1.0 if abs(dx) < limit or abs(dy) < limit else limit / max(abs(dx), abs(dy))
@@ -44,3 +45,8 @@ def relation_score(relation: str, box1: Sequence[float], box2: Sequence[float], 
             return 0.0
         return 1.0 if overlap > iou_threshold_3d else overlap / iou_threshold_3d
     return 0.0
+
+
+def _as_boxes(box: Sequence[float]) -> torch.Tensor:
+    """One xyxy box (a list, tuple or array) as a (1, 4) float64 tensor."""
+    return torch.from_numpy(np.asarray(box, dtype=np.float64).reshape(1, 4))
