@@ -482,7 +482,8 @@ class RunConfig:
         if self.regions.proposer == RegionProposer.sam and self.regions.sam_path is None:
             raise ConfigError(
                 "regions.sam_path is required with regions.proposer=sam: "
-                f"pass regions.sam_path={_REQUIRED_HINTS['regions.sam_path']} or regions.proposer=world (a prompt world's own)"
+                f"pass regions.sam_path={_REQUIRED_HINTS['regions.sam_path']} or regions.proposer=world "
+                "(a prompt world's own)"
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
@@ -503,7 +504,8 @@ class RunConfig:
                               f"generate.prompts={self.generate.prompts!r} has none (use one of {sorted(WORLDS)})")
         if self.regions.proposer == RegionProposer.world and not is_world(self.generate.prompts):
             raise ConfigError(f"regions.proposer=world needs a prompt world; generate.prompts="
-                              f"{self.generate.prompts!r} is a file (use regions.proposer=sam, or one of {sorted(WORLDS)})")
+                              f"{self.generate.prompts!r} is a file (use regions.proposer=sam, or one of "
+                              f"{sorted(WORLDS)})")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "

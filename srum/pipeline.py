@@ -161,9 +161,9 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
 
         device = rank_device(cfg.model.device, dist.local_rank)
         dtype = resolve_dtype(cfg.model.dtype, device)
-        score_stage(build_scorer(cfg, unified), build_proposer(cfg.regions, device, dtype, cfg.generate.prompts), cfg.reward,
-                    rd / "generate", rd / "score", grid, dist, cfg.log.progress,
-                    truth=world.truth if world is not None else None)
+        proposer = build_proposer(cfg.regions, device, dtype, cfg.generate.prompts)
+        score_stage(build_scorer(cfg, unified), proposer, cfg.reward, rd / "generate", rd / "score", grid, dist,
+                    cfg.log.progress, truth=world.truth if world is not None else None)
         dist.barrier()
         rows = judged_rows(rd / "score") if dist.is_main else []
         truth = _round_truth(rows, run_dir, r, writer) if dist.is_main else {}

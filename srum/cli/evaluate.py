@@ -58,7 +58,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--split", default="val")
     ap.add_argument("--prompts", help="t2i-compbench: folder of <category>_<split>.txt prompt files")
     ap.add_argument("--out", type=Path, help="evaluation folder (with --compare: optional Markdown file)")
-    ap.add_argument("--judge", default=None, help="vlm | official | a world's name (default: a world's own exact judge, vlm otherwise)")
+    ap.add_argument("--judge", default=None,
+                    help="vlm | official | a world's name (default: a world's own exact judge, vlm otherwise)")
     ap.add_argument("--judge-paths", default=None, help="local judge weights: vlm=DIR,blip=DIR,clip=DIR,owl=DIR")
     ap.add_argument("--tiny-judges", type=Path, default=None,
                     help="write tiny random judge models to DIR and use them (CPU dry runs; scores are meaningless)")
