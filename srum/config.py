@@ -564,11 +564,15 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     problems: list[str] = []
     if path is not None:
         path = Path(path)
-        for key, value in _leaves(OmegaConf.to_container(_load_yaml(path))):
-            try:
-                cfg = OmegaConf.merge(cfg, _nested(key, value))
-            except OmegaConfBaseException as e:
-                problems.append(str(_wrap(e, f"recipe {str(path)!r}")))
+        recipe = _load_yaml(path)
+        try:
+            cfg = OmegaConf.merge(cfg, recipe)
+        except OmegaConfBaseException:  # find every bad value, not only the first: merge them one by one
+            for key, value in _leaves(OmegaConf.to_container(recipe)):
+                try:
+                    cfg = OmegaConf.merge(cfg, _nested(key, value))
+                except OmegaConfBaseException as e:
+                    problems.append(str(_wrap(e, f"recipe {str(path)!r}")))
     for item in overrides:
         if "=" not in item:
             problems.append(f"override {item!r} is not key=value (e.g. train.lr=1e-5)")

@@ -113,3 +113,12 @@ def test_eval_categories_are_checked_against_the_prompts_at_start():
         check_paths(cfg)
     check_paths(load_config(RECIPE, ["model.path=" + str(ROOT / "checkpoints" / "shapes-tiny"),
                                      "eval.categories=[color,spatial]"]))
+
+
+def test_every_bad_value_of_a_recipe_file_is_reported(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text("generate:\n  prompts: shapes\n  resolution: 64\nlog:\n  every: often\n  colour: blue\n")
+    with pytest.raises(ConfigError) as e:
+        load_config(recipe, BASE)
+    text = str(e.value)
+    assert text.startswith("2 problems in the config:") and "log.every" in text and "log.colour" in text
