@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
-from transformers import AutoTokenizer, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
@@ -138,7 +138,10 @@ def load_bagel(
         vae.model.load_state_dict(vae_state, strict=True)
     vae.to(device=device, dtype=vae_dtype or dtype).eval()
 
-    tokenizer = AutoTokenizer.from_pretrained(str(folder)) if (folder / "tokenizer.json").is_file() else None
+    # An empty config: config.json is BAGEL's (model_type bagel, unknown to transformers, which would warn on reading
+    # it); the tokenizer's class comes from tokenizer_config.json.
+    tokenizer = (AutoTokenizer.from_pretrained(str(folder), config=PretrainedConfig())
+                 if (folder / "tokenizer.json").is_file() else None)
     logger.info("loaded BAGEL folder=%s params=%d dtype=%s tokenizer=%s", folder,
                 sum(p.numel() for p in model.parameters()), dtype, tokenizer is not None)
     return BagelCheckpoint(config, model, vae, tokenizer)
