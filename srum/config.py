@@ -496,16 +496,13 @@ class RunConfig:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
                 "advantages and no update; use objective.kind=official for self-distillation")
-        if self.generate.source == GenerateSource.world and not is_world(self.generate.prompts):
-            raise ConfigError(f"generate.source=world needs a prompt world that can render its prompts; "
-                              f"generate.prompts={self.generate.prompts!r} is a file (use one of {sorted(WORLDS)})")
-        if "oracle" in self.reward.scorers and not is_world(self.generate.prompts):
-            raise ConfigError(f"reward.source=oracle needs a prompt world with an exact judge; "
-                              f"generate.prompts={self.generate.prompts!r} has none (use one of {sorted(WORLDS)})")
-        if self.regions.proposer == RegionProposer.world and not is_world(self.generate.prompts):
-            raise ConfigError(f"regions.proposer=world needs a prompt world; generate.prompts="
-                              f"{self.generate.prompts!r} is a file (use regions.proposer=sam, or one of "
-                              f"{sorted(WORLDS)})")
+        needs_world = {"generate.source=world": self.generate.source == GenerateSource.world,  # its renders
+                       "reward.source=oracle": "oracle" in self.reward.scorers,  # its exact judge
+                       "regions.proposer=world": self.regions.proposer == RegionProposer.world}  # its proposer
+        for setting, used in needs_world.items():
+            if used and not is_world(self.generate.prompts):
+                raise ConfigError(f"{setting} needs a prompt world; generate.prompts={self.generate.prompts!r} is "
+                                  f"not one (use one of {sorted(WORLDS)}, or change {setting.split('=')[0]})")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "

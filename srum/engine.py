@@ -11,11 +11,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-from collections.abc import Callable
 
 from srum import safe_checkpoint
 from srum.config import TrainConfig

@@ -70,8 +70,9 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
         chunk = jobs[k * cfg.batch_size:(k + 1) * cfg.batch_size]
         result = model.sample_images([j.prompt for j in chunk], [j.seed for j in chunk], cfg.resolution,
                                      cfg.resolution, think=cfg.think)
-        rows = [dataclasses.replace(job, file=folder.image_name(job.job), plan=result.plans[n] if result.plans else None)
-                for n, job in enumerate(chunk)]
+        plans = result.plans or [None] * len(chunk)
+        rows = [dataclasses.replace(job, file=folder.image_name(job.job), plan=plan)
+                for job, plan in zip(chunk, plans, strict=True)]
         folder.write_chunk(k, rows, result.images, result.latents)
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
                 len(mine) - len(todo))

@@ -12,6 +12,7 @@ only its input, and one layer's activations are alive again while it is recomput
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from srum.config import RunConfig
 
@@ -66,11 +67,15 @@ def deepspeed_estimate(total: int, largest_layer: int, zero_stage: int, world: i
     return float(estimate_zero2_model_states_mem_needs(total, num_gpus_per_node=world, cpu_offload=False)[1])
 
 
-def plan_memory(cfg: RunConfig, world: int, zero_stage: int | None = None) -> MemoryPlan:
-    from srum.models.registry import backend_class
+def plan_memory(cfg: RunConfig, world: int, zero_stage: int | None = None,
+                facts: Any = None) -> MemoryPlan:
+    """The plan under the recipe's ZeRO stage (or `zero_stage`); `facts` reuses the backend's answer for this recipe
+    (counting parameters builds the model on the meta device)."""
+    if facts is None:
+        from srum.models.registry import backend_class
 
-    facts = backend_class(cfg.model.backend).memory_facts(cfg.model.path, cfg.generate.resolution,
-                                                          cfg.train.freeze_und, cfg.train.lora_rank)
+        facts = backend_class(cfg.model.backend).memory_facts(cfg.model.path, cfg.generate.resolution,
+                                                              cfg.train.freeze_und, cfg.train.lora_rank)
     stage = zero_stage or cfg.train.zero_stage
     bf16 = cfg.train.dtype != "float32"
     element = 2 if bf16 else 4
@@ -120,7 +125,7 @@ def describe_memory(cfg: RunConfig, world: int, gpu_gb: float = 80.0) -> str:
     if on_gpu:
         options = []
         for stage in (2, 3):
-            alt = plan_memory(cfg, world, stage)
+            alt = plan_memory(cfg, world, stage, plan.facts)
             for c in (False, True):
                 options.append(f"ZeRO-{stage} {'with' if c else 'without'} checkpointing {_bytes(alt.total(c))}"
                                + (" (fits)" if alt.total(c) < gpu_gb * GB else ""))

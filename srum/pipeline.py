@@ -79,8 +79,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              + (" (ground-truth renders: the capacity reference, not SRUM)"
                 if cfg.generate.source == GenerateSource.world else ""),
              f"reward: source {cfg.reward.source}" + (f" {dict(cfg.reward.mix)}" if cfg.reward.mix else "")
-             + (" (the world's exact judge: an upper bound, not self-rewarding)"
-                if "oracle" in cfg.reward.scorers else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
+             + (" (the world's exact judge: an upper bound, not self-rewarding)" if "oracle" in cfg.reward.scorers
+                else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
              f"objective: {cfg.objective.kind.value}"
              + ("" if cfg.objective.kind == ObjectiveKind.official else
                 f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "

@@ -133,7 +133,7 @@ def write_scores(out: Path, benchmark: str, split: str, checkpoint: str, records
 
 
 def _reasons(record: dict) -> str:
-    """A judge's per-requirement verdicts (✓ / ✗) and what it saw, where it gives them (a prompt world's exact judge)."""
+    """A judge's per-requirement verdicts (✓ / ✗) and what it saw, where it gives them (a world's exact judge)."""
     if not record.get("requirements"):
         return ""
     items = "".join(f"<li>{'✓' if ok else '✗'} {html.escape(text)}</li>" for text, ok in record["requirements"])

@@ -1,8 +1,9 @@
 """Stage 3: judge scores → per-pixel reward map → per-latent-token weights (srum.md §1.5-1.6, §2, §5.1-5.6).
 
 Pure functions: tensors in, tensors out, `device` passed. Maps are (H, W) float32 in the training image's pixels.
-A region's *support* is either its box `(x1, y1, x2, y2)` in pixels, filled as [x1, x2) × [y1, y2) (where x2 is the
-region's last pixel or one past it is the proposer's `regions.box_end`, srum.rewards.regions) or its (H, W) bool mask; every map function accepts both, so the mask variant (§5.6) is the same code path.
+A region's *support* is either its box `(x1, y1, x2, y2)` in pixels, filled as [x1, x2) × [y1, y2) (whether x2 is
+the region's last pixel or one past it is the proposer's `regions.box_end`, srum.rewards.regions) or its (H, W) bool
+mask; every map function accepts both, so the mask variant (§5.6) is the same code path.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import torch
 from PIL import Image
 
 from srum.evaluation.judges.base import local_model_dir
-from srum.utils.device import resolve_dtype
 from srum.evaluation.judges.clip_score import local_clip_score
 from srum.evaluation.judges.geometry import relation_score
 from srum.evaluation.judges.prompt_parsing import (
@@ -21,6 +20,7 @@ from srum.evaluation.judges.prompt_parsing import (
     noun_phrases,
 )
 from srum.utils.boxes import nms
+from srum.utils.device import resolve_dtype
 
 NMS_IOU = 0.5  # T2I-CompBench's numeracy: detections overlapping more than this count once
 
@@ -51,7 +51,8 @@ class OfficialJudge:
         import transformers
 
         path = local_model_dir(self.paths, key, self.name)
-        model = getattr(transformers, model_cls).from_pretrained(path, dtype=resolve_dtype(self.dtype, torch.device(self.device)))
+        dtype = resolve_dtype(self.dtype, torch.device(self.device))
+        model = getattr(transformers, model_cls).from_pretrained(path, dtype=dtype)
         return model.to(self.device).eval(), getattr(transformers, processor_cls).from_pretrained(path)
 
     def blip_yes_probs(self, images: Sequence[Image.Image], questions: Sequence[str]) -> np.ndarray:

@@ -106,8 +106,8 @@ class VLMJudge:
         self.max_new_tokens, self.failure_score = max_new_tokens, failure_score
         if device == SPLIT:  # too large for one GPU (72B): accelerate spreads the layers over every visible one
             gpu = "cuda" if torch.cuda.is_available() else "cpu"
-            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(path, dtype=resolve_dtype(dtype, torch.device(gpu)),
-                                                                            device_map="auto")
+            self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+                path, dtype=resolve_dtype(dtype, torch.device(gpu)), device_map="auto")
             self.device = self.model.device  # where the inputs go: the first layers' device
         else:
             self.model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
