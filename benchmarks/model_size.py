@@ -28,12 +28,12 @@ SIZES = {"shipped 4 × 192": (4, 192, 512, 6, 2), "deeper 8 × 192": (8, 192, 51
          "wider 4 × 256": (4, 256, 704, 8, 2)}
 
 
-def build(size: tuple[int, int, int, int, int], vae_params) -> Bagel:
+def build(size: tuple[int, int, int, int, int], vae_config) -> Bagel:
     layers, hidden, mlp, heads, kv = size
     config = shapes_bagel_config(64)
     config.llm_config.update(dict(num_hidden_layers=layers, hidden_size=hidden, intermediate_size=mlp,
-                                  num_attention_heads=heads, num_key_value_heads=kv, head_dim=hidden // heads))
-    config.vae_config = vae_params
+                                  num_attention_heads=heads, num_key_value_heads=kv))
+    config.vae_config = vae_config
     torch.manual_seed(0)
     return Bagel(config)
 
