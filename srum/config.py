@@ -340,6 +340,9 @@ class TrainConfig:
     rounds: int = 1  # generate → judge → train rounds; official is a single round
     max_steps: int | None = 309  # optimiser steps per round; exactly one of max_steps / epochs is set
     epochs: float | None = None  # passes over the round's samples (instead of max_steps)
+    # rounds whose samples a round trains on: its own and the replay_rounds − 1 before it (a replay buffer, so more
+    # steps per sampled image do not mean more epochs of one round's images); each keeps its own round's weights
+    replay_rounds: int = 1
     micro_batch_size: int = 2  # images per rank per forward (official packs ~2 images of 1024² per GPU)
     grad_accum_steps: int = 1  # micro-batches per optimiser step
     lr: float = 2e-5  # peak learning rate (AdamW)
@@ -387,8 +390,8 @@ class TrainConfig:
         if self.epochs is not None:
             _check_positive("train.epochs", self.epochs)
         self.betas = _check_pair("train.betas", self.betas, 0.0, 1.0)
-        for key in ("rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "max_bad_steps", "lora_alpha",
-                    "explode_factor"):
+        for key in ("rounds", "replay_rounds", "micro_batch_size", "grad_accum_steps", "lr", "eps", "max_bad_steps",
+                    "lora_alpha", "explode_factor"):
             _check_positive(f"train.{key}", getattr(self, key))
         for key in ("warmup_steps", "weight_decay", "grad_clip", "save_every", "lora_rank"):
             _check_positive(f"train.{key}", getattr(self, key), allow_zero=True)

@@ -90,7 +90,9 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",
                 "none": ""}[cfg.objective.constraint.value],
              f"train: {cfg.train.rounds} round(s) × {cfg.train.max_steps or cfg.train.epochs} "
-             f"{'steps' if cfg.train.max_steps else 'epochs'}, ZeRO-{cfg.train.zero_stage} on {world_size} rank(s), "
+             f"{'steps' if cfg.train.max_steps else 'epochs'}"
+             + (f" on the samples of the last {cfg.train.replay_rounds} rounds" if cfg.train.replay_rounds > 1 else "")
+             + f", ZeRO-{cfg.train.zero_stage} on {world_size} rank(s), "
              f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.grad_accum_steps}, lr {cfg.train.lr}, "
              f"{'generation side only' if cfg.train.freeze_und else 'both experts'}",
              f"eval: {cfg.eval.prompts or 'off'} ({cfg.eval.judge}, {cfg.eval.split}, "
@@ -106,7 +108,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     from srum.rewards.regions import build_proposer
     from srum.rewards.sources import build_scorer
     from srum.score import judged_rows, score_stage, score_totals
-    from srum.training import load_training_samples, objective_weights, train_round
+    from srum.training import train_round
 
     run_dir = Path(cfg.output.dir)
     if not cfg.output.resume and (run_dir / "manifest.json").is_file():
@@ -175,8 +177,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
             writer.add_scalar("reward/kept_fraction", totals["kept"] / max(totals["images"], 1), r)
             writer.add_scalar("judge/parse_failures", totals["parse_failures"], r)
 
-        samples = objective_weights(load_training_samples(rd / "generate", rd / "score", unified.latents_to_tokens),
-                                    cfg.objective)
+        samples = replay_samples(run_dir, r, cfg, unified.latents_to_tokens)
         train_dtype = resolve_dtype(cfg.train.dtype, device)
         wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
                            or cfg.objective.kind == ObjectiveKind.nft)
@@ -209,6 +210,20 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
     if writer is not None:
         writer.close()
     return Path(model_path)
+
+
+def replay_samples(run_dir: Path, r: int, cfg: RunConfig, latents_to_tokens) -> list:
+    """Round r's training set: its own judged samples and those of the `train.replay_rounds` − 1 rounds before it,
+    in round order. Weights are made within each sample's own round (its group's advantage is fixed when judged), so
+    a replayed image keeps its verdict; DiffusionNFT's loss needs nothing else of the policy that drew it."""
+    from srum.training import load_training_samples, objective_weights
+
+    samples = []
+    for k in range(max(1, r - cfg.train.replay_rounds + 1), r + 1):
+        rd = run_dir / f"round{k}"
+        samples += objective_weights(load_training_samples(rd / "generate", rd / "score", latents_to_tokens),
+                                     cfg.objective)
+    return samples
 
 
 def _evaluate_once(checkpoint: Path, cfg: RunConfig, round_dir: Path, dist: DistInfo, writer, r: int) -> None:

@@ -77,3 +77,25 @@ def test_a_damaged_reward_map_is_named(tmp_path, bad, message):
     gen, scored = _round(tmp_path, {"0": torch.ones(4), "3": bad})
     with pytest.raises(DamagedArtifact, match=f"chunk_00001.safetensors.*'3'.*{message}"):
         load_training_samples(gen, scored, _tokens)
+
+
+def test_replayed_rounds_keep_the_weights_of_their_own_groups(tmp_path):
+    from srum.pipeline import replay_samples
+
+    # Both rounds reuse the group keys ("color", 0) and ("color", 1): advantages over the union would mix them.
+    _round(tmp_path / "round1", {"0": torch.full((4,), 0.5), "2": torch.full((4,), -1.0), "3": torch.ones(4)})
+    _round(tmp_path / "round2", {"0": torch.ones(4), "1": torch.zeros(4), "2": torch.full((4,), 0.6),
+                                 "3": torch.full((4,), 0.6)})
+    grpo = ["objective.kind=group_relative", "objective.constraint=none", "objective.adv_std_floor=0.1",
+            "objective.adv_clip=2.0"]
+
+    def weights(r: int, replay: int) -> list[float]:
+        samples = replay_samples(tmp_path, r, _cfg(*grpo, f"train.replay_rounds={replay}"), _tokens)
+        assert all(float(s.weights.min()) == float(s.weights.max()) for s in samples)  # uniform maps stay uniform
+        return [round(float(s.weights[0]), 6) for s in samples]
+
+    # round 1: (color, 0) holds job 0 alone (std floored: 0); (color, 1) is −1 against +1 (mean 0, std 1)
+    # round 2: (color, 0) is 1 against 0 (mean 0.5, std 0.5: ±1); (color, 1) two equal images (0)
+    assert weights(2, replay=2) == [0.0, -1.0, 1.0, 1.0, -1.0, 0.0, 0.0]
+    assert weights(2, replay=1) == [1.0, -1.0, 0.0, 0.0]
+    assert weights(1, replay=3) == [0.0, -1.0, 1.0]  # no round before the first
