@@ -309,6 +309,10 @@ class ObjectiveConfig:
     adv_std_floor: float = 0.1  # a group whose images all score alike gives small advantages, not huge ones
     adv_clip: float = 2.0  # advantages are clipped to ±adv_clip (nft: also the scale of the optimality probability)
     nft_beta: float = 1.0  # DiffusionNFT's β: how far the implicit policies sit from the starting model
+    # group_relative / nft: each micro-batch holds whole groups, and a group's images share one timestep, noise and
+    # prompt-dropout draw (common random numbers), so the noise part of their flow targets, which their advantages
+    # weigh with opposite signs, largely cancels instead of drowning the reward signal
+    group_noise: bool = False
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:
@@ -495,6 +499,12 @@ class RunConfig:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
                 f"generate.images_per_prompt >= 2 (e.g. 8), or objective.kind=official")
+        k = self.generate.images_per_prompt
+        if self.objective.group_noise and (self.objective.kind not in groups or self.train.micro_batch_size % k):
+            raise ConfigError(
+                f"objective.group_noise=true needs objective.kind=group_relative|nft and train.micro_batch_size a "
+                f"multiple of generate.images_per_prompt={k} (whole groups per micro-batch); got "
+                f"objective.kind={self.objective.kind.value}, train.micro_batch_size={self.train.micro_batch_size}")
         if self.objective.kind in groups and self.reward.source == "uniform":
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "

@@ -85,7 +85,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              + ("" if cfg.objective.kind == ObjectiveKind.official else
                 f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "
                 f"clip ±{cfg.objective.adv_clip}" + (f", β={cfg.objective.nft_beta}" if
-                                                     cfg.objective.kind == ObjectiveKind.nft else "") + ")")
+                                                     cfg.objective.kind == ObjectiveKind.nft else "")
+                + (", group noise" if cfg.objective.group_noise else "") + ")")
              + f", constraint={cfg.objective.constraint.value}"
              + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",
                 "none": ""}[cfg.objective.constraint.value],

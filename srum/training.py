@@ -81,9 +81,11 @@ def total_steps(cfg: RunConfig, n_samples: int, world_size: int) -> int:
     return max(1, math.ceil(cfg.train.epochs * n_samples / per_step))
 
 
-def sample_indices(n: int, step: int, micro: int, cfg: RunConfig, dist: DistInfo) -> list[int]:
-    """This rank's micro-batch: consecutive positions of a stream of per-epoch permutations (seeded by epoch)."""
-    mb, ga = cfg.train.micro_batch_size, cfg.train.grad_accum_steps
+def sample_indices(n: int, step: int, micro: int, cfg: RunConfig, dist: DistInfo,
+                   per_micro: int | None = None) -> list[int]:
+    """This rank's micro-batch: consecutive positions of a stream of per-epoch permutations (seeded by epoch) of n
+    samples, or of n groups taking `per_micro` of them per micro-batch."""
+    mb, ga = per_micro or cfg.train.micro_batch_size, cfg.train.grad_accum_steps
     first = ((step * ga + micro) * dist.world_size + dist.rank) * mb
     out = []
     for pos in range(first, first + mb):
@@ -96,6 +98,41 @@ def sample_indices(n: int, step: int, micro: int, cfg: RunConfig, dist: DistInfo
 def _epoch_order(n: int, seed: int) -> tuple[int, ...]:
     """The sample order of one epoch, drawn once rather than for every sample of every step."""
     return tuple(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist())
+
+
+def group_units(samples: list[TrainSample]) -> list[list[int]]:
+    """Each group's sample indices: runs of consecutive samples with one group key (a prompt's images are
+    consecutive jobs, and replayed rounds follow one another)."""
+    units: list[list[int]] = []
+    for i, s in enumerate(samples):
+        if units and samples[units[-1][0]].group == s.group:
+            units[-1].append(i)
+        else:
+            units.append([i])
+    return units
+
+
+def draw_batch(samples: list[TrainSample], units: list[list[int]] | None, step: int, micro: int, cfg: RunConfig,
+               dist: DistInfo) -> tuple[list[TrainSample], torch.Tensor, torch.Tensor, torch.Tensor]:
+    """This rank's micro-batch and its draws: timesteps t (B,), noise like the stacked x0 and prompt-dropout flags
+    (B,). With `units` (objective.group_noise) the micro-batch is whole groups, each sharing one draw of all three;
+    without, every sample has its own. Seeded by (seed, step, micro, rank) alone, so a resumed run draws alike."""
+    if units is None:
+        batch = [samples[i] for i in sample_indices(len(samples), step, micro, cfg, dist)]
+        sizes = torch.ones(len(batch), dtype=torch.long)
+    else:
+        per_micro = cfg.train.micro_batch_size // cfg.generate.images_per_prompt
+        picked = [units[u] for u in sample_indices(len(units), step, micro, cfg, dist, per_micro)]
+        batch = [samples[i] for unit in picked for i in unit]
+        sizes = torch.tensor([len(unit) for unit in picked])
+    g = torch.Generator().manual_seed(
+        cfg.train.seed * 1_000_003 + (step * cfg.train.grad_accum_steps + micro) * dist.world_size + dist.rank)
+    draws = len(sizes)
+    t = flow.sample_training_timesteps(draws, cfg.objective.timestep_shift, generator=g)
+    noise = torch.randn((draws, *batch[0].x0.shape), generator=g)
+    drop = torch.rand(draws, generator=g) < cfg.objective.text_dropout
+    return (batch, t.repeat_interleave(sizes), noise.repeat_interleave(sizes, dim=0),
+            drop.repeat_interleave(sizes))
 
 
 def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tuple[int, int], cfg: RunConfig,
@@ -118,16 +155,12 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
     finite = {"weights": True, "inputs": True}  # over the bad steps' batches, for the stop message
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="train",
                disable=not (cfg.log.progress and dist.is_main), dynamic_ncols=True)
+    units = group_units(samples) if obj.group_noise else None
     for step in bar:
         for micro in range(cfg.train.grad_accum_steps):
-            batch = [samples[i] for i in sample_indices(len(samples), step, micro, cfg, dist)]
-            g = torch.Generator().manual_seed(
-                cfg.train.seed * 1_000_003 + (step * cfg.train.grad_accum_steps + micro) * dist.world_size + dist.rank)
+            batch, t, noise, drop = draw_batch(samples, units, step, micro, cfg, dist)
             x0 = torch.stack([s.x0 for s in batch])
             weights = torch.stack([s.weights for s in batch]).to(device)
-            t = flow.sample_training_timesteps(len(batch), obj.timestep_shift, generator=g)
-            noise = torch.randn(x0.shape, generator=g)
-            drop = torch.rand(len(batch), generator=g) < obj.text_dropout
             prompts = [None if d else s.prompt for s, d in zip(batch, drop.tolist())]
             x_t = flow.interpolate(x0, noise, t).to(device)
             target = flow.velocity_target(x0, noise).to(device)

@@ -99,3 +99,40 @@ def test_replayed_rounds_keep_the_weights_of_their_own_groups(tmp_path):
     assert weights(2, replay=2) == [0.0, -1.0, 1.0, 1.0, -1.0, 0.0, 0.0]
     assert weights(2, replay=1) == [1.0, -1.0, 0.0, 0.0]
     assert weights(1, replay=3) == [0.0, -1.0, 1.0]  # no round before the first
+
+
+def test_group_noise_batches_whole_groups_that_share_their_draws():
+    from srum.training import TrainSample, draw_batch, group_units
+
+    # 6 prompts × 4 images, the prompt of sample i being i // 4; micro-batch 8 = two whole groups
+    samples = [TrainSample(i, f"p{i // 4}", torch.zeros(3, 2), torch.zeros(3), ("color", i // 4)) for i in range(24)]
+    cfg = _cfg("objective.kind=nft", "objective.constraint=none", "objective.group_noise=true",
+               "generate.images_per_prompt=4", "train.micro_batch_size=8", "objective.text_dropout=0.5")
+    units = group_units(samples)
+    assert units == [[4 * p + k for k in range(4)] for p in range(6)]
+    seen = []
+    for step in range(3):  # 3 steps × 2 ranks × 2 groups = 12 groups = two epochs of 6
+        for rank in range(2):
+            batch, t, noise, drop = draw_batch(samples, units, step, 0, cfg, DistInfo(rank, 2, rank, "gloo"))
+            prompts = [s.job // 4 for s in batch]
+            assert prompts[:4] == [prompts[0]] * 4 and prompts[4:] == [prompts[4]] * 4 and prompts[0] != prompts[4]
+            seen += [prompts[0], prompts[4]]
+            for a, b in ((0, 4), (4, 8)):  # one draw per group ...
+                assert torch.equal(t[a:b], t[a].expand(4)) and torch.equal(drop[a:b], drop[a].expand(4))
+                assert all(torch.equal(noise[k], noise[a]) for k in range(a, b))
+            assert t[0] != t[4] and not torch.equal(noise[0], noise[4])  # ... and each group its own
+    assert sorted(seen[:6]) == sorted(seen[6:]) == list(range(6))  # every group once per epoch
+
+    plain = _cfg("objective.kind=nft", "objective.constraint=none", "train.micro_batch_size=8")
+    batch, t, noise, _ = draw_batch(samples, None, 0, 0, plain, DistInfo(0, 1, 0, "gloo"))
+    assert len({s.job // 4 for s in batch}) > 2 and len(set(t.tolist())) == 8  # per-sample draws otherwise
+
+
+def test_group_noise_needs_a_group_objective_and_whole_groups_per_micro_batch():
+    from srum.config import ConfigError
+
+    with pytest.raises(ConfigError, match="objective.group_noise=true needs"):
+        _cfg("objective.group_noise=true")  # the shapes recipe's objective is official
+    with pytest.raises(ConfigError, match="train.micro_batch_size=6"):
+        _cfg("objective.kind=nft", "objective.constraint=none", "objective.group_noise=true",
+             "generate.images_per_prompt=4", "train.micro_batch_size=6")
