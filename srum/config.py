@@ -66,6 +66,12 @@ class ObjectiveKind(str, Enum):
     nft = "nft"  # DiffusionNFT: implicit positive/negative policies around the round's starting model
 
 
+class Optimality(str, Enum):
+    group = "group"  # DiffusionNFT's default: r from the advantage within the prompt's group
+    map = "map"  # r = (M + 1)/2 from the signed reward map itself: absolute, so an image is not pulled for merely
+    # beating a group of flawed ones
+
+
 class GenerateSource(str, Enum):
     model = "model"  # the model samples its own images (SRUM)
     world = "world"  # the prompt world renders correct images: the supervised capacity reference, not SRUM
@@ -309,6 +315,7 @@ class ObjectiveConfig:
     adv_std_floor: float = 0.1  # a group whose images all score alike gives small advantages, not huge ones
     adv_clip: float = 2.0  # advantages are clipped to ±adv_clip (nft: also the scale of the optimality probability)
     nft_beta: float = 1.0  # DiffusionNFT's β: how far the implicit policies sit from the starting model
+    optimality: Optimality = Optimality.group  # nft: group | map (see Optimality; map needs reward.map=signed)
     # group_relative / nft: each micro-batch holds whole groups, and a group's images share one timestep, noise and
     # prompt-dropout draw (common random numbers), so the noise part of their flow targets, which their advantages
     # weigh with opposite signs, largely cancels instead of drowning the reward signal
@@ -499,6 +506,11 @@ class RunConfig:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
                 f"generate.images_per_prompt >= 2 (e.g. 8), or objective.kind=official")
+        if self.objective.optimality == Optimality.map and (self.objective.kind != ObjectiveKind.nft
+                                                            or self.reward.map != RewardMapKind.signed):
+            raise ConfigError(
+                "objective.optimality=map reads the signed reward map as DiffusionNFT's optimality r = (M + 1)/2: set "
+                f"objective.kind=nft and reward.map=signed (got {self.objective.kind.value}, {self.reward.map.value})")
         k = self.generate.images_per_prompt
         if self.objective.group_noise and (self.objective.kind not in groups or self.train.micro_batch_size % k):
             raise ConfigError(

@@ -86,7 +86,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
                 f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "
                 f"clip ±{cfg.objective.adv_clip}" + (f", β={cfg.objective.nft_beta}" if
                                                      cfg.objective.kind == ObjectiveKind.nft else "")
-                + (", group noise" if cfg.objective.group_noise else "") + ")")
+                + (", group noise" if cfg.objective.group_noise else "")
+                + (", optimality from the signed map" if cfg.objective.optimality.value == "map" else "") + ")")
              + f", constraint={cfg.objective.constraint.value}"
              + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",
                 "none": ""}[cfg.objective.constraint.value],

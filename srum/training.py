@@ -16,7 +16,7 @@ import torch
 from tqdm import tqdm
 
 from srum import flow
-from srum.config import ObjectiveConfig, ObjectiveKind, RunConfig
+from srum.config import ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
 from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
 from srum.engine import TrainEngine
 from srum.objectives import srum_loss
@@ -40,9 +40,12 @@ class TrainSample:
 
 def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[TrainSample]:
     """Turn reward maps into the objective's per-token weights: the map itself (official), signed group
-    advantages (group_relative) or DiffusionNFT optimality probabilities (nft)."""
+    advantages (group_relative) or DiffusionNFT optimality probabilities (nft: from the group's advantages, or from
+    the signed map itself with objective.optimality=map)."""
     if cfg.kind == ObjectiveKind.official:
         return samples
+    if cfg.optimality == Optimality.map:
+        return [TrainSample(s.job, s.prompt, s.x0, (s.weights.float() + 1.0) / 2.0, s.group) for s in samples]
     adv = group_advantages([s.weights for s in samples], [s.group for s in samples], cfg.adv_std_floor, cfg.adv_clip)
     if cfg.kind == ObjectiveKind.nft:
         adv = [optimality(a, cfg.adv_clip) for a in adv]

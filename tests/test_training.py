@@ -136,3 +136,17 @@ def test_group_noise_needs_a_group_objective_and_whole_groups_per_micro_batch():
     with pytest.raises(ConfigError, match="train.micro_batch_size=6"):
         _cfg("objective.kind=nft", "objective.constraint=none", "objective.group_noise=true",
              "generate.images_per_prompt=4", "train.micro_batch_size=6")
+
+
+def test_map_optimality_reads_the_signed_map_as_absolute_probabilities():
+    from srum.config import ConfigError
+    from srum.training import TrainSample, objective_weights
+
+    cfg = _cfg("objective.kind=nft", "objective.constraint=none", "objective.optimality=map", "reward.map=signed")
+    # one group: a perfect image (M = 1 on an object, 0.5 elsewhere) and a flawed one (−0.5 on a wrong object)
+    maps = [torch.tensor([1.0, 0.5, 0.5]), torch.tensor([-0.5, 0.0, 0.0])]
+    samples = [TrainSample(i, "p", torch.zeros(3, 2), m, ("color", 0)) for i, m in enumerate(maps)]
+    got = [s.weights.tolist() for s in objective_weights(samples, cfg.objective)]
+    assert got == [[1.0, 0.75, 0.75], [0.25, 0.5, 0.5]]  # (M + 1)/2, whatever the rest of the group scored
+    with pytest.raises(ConfigError, match="objective.optimality=map"):
+        _cfg("objective.kind=nft", "objective.constraint=none", "objective.optimality=map")  # official map
