@@ -76,6 +76,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--rejudge", action="store_true",
                     help="judge --out's saved images again with the current judge (after a judge change); no generation")
     ap.add_argument("--compare", nargs="+", default=None, help="scores.json files or folders: one table, deltas")
+    ap.add_argument("--windows", type=int, default=None,
+                    help="with --compare: paired deltas per window of N prompt indices per category too (an online "
+                         "run with generate.limit_per_category=N trains on window w in round w + 1)")
     ap.add_argument("--images-per-prompt", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="at most this many prompts per category")
     ap.add_argument("--seed", type=int, default=0)
@@ -185,8 +188,10 @@ def rejudge(args: argparse.Namespace) -> None:
 def main() -> None:
     args = parse_args()
     setup_logging(level="DEBUG" if args.verbose else "INFO")
+    if args.windows is not None and (not args.compare or args.windows <= 0):
+        raise SystemExit(f"evaluate.py: --windows {args.windows} needs --compare and a window size > 0")
     if args.compare:
-        print(compare_scores(args.compare, args.out), end="")
+        print(compare_scores(args.compare, args.out, args.windows), end="")
         return
     if args.import_results is not None:
         rescore(args)

@@ -67,8 +67,10 @@ def markdown_table(runs: list[tuple[str, dict]], scale: float = 100.0, deltas: b
     return "\n".join(lines) + "\n"
 
 
-def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
-    """One Markdown table of several `scores.json` (files or their folders), deltas against the first."""
+def compare_scores(paths: list[str | Path], out: Path | None = None, windows: int | None = None) -> str:
+    """One Markdown table of several `scores.json` (files or their folders), deltas against the first; with
+    `windows` = N, also the paired deltas per window of N prompt indices per category (window w holds the prompts an
+    online run with generate.limit_per_category=N drew in round w + 1: trained against not-yet-trained prompts)."""
     import json
 
     runs = []
@@ -91,6 +93,10 @@ def compare_scores(paths: list[str | Path], out: Path | None = None) -> str:
             b = paired_bootstrap(records[0], rec)
             text += (f"- {name}: {b['delta']:+.4f} [{b['lo']:+.4f}, {b['hi']:+.4f}] over {b['prompts']} prompts, "
                      f"P(Δ ≤ 0) = {b['p_not_better']:.3f}\n")
+            for w in sorted({int(r["index"]) // windows for r in records[0]}) if windows else []:
+                b = paired_bootstrap(*([r for r in rs if int(r["index"]) // windows == w] for rs in (records[0], rec)))
+                text += (f"  - window {w} (prompt indices {w * windows}–{(w + 1) * windows - 1}): {b['delta']:+.4f} "
+                         f"[{b['lo']:+.4f}, {b['hi']:+.4f}] over {b['prompts']} prompts\n")
     if out is not None:
         atomic_write_text(out, text)
     return text

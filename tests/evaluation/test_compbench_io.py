@@ -91,3 +91,18 @@ def test_markdown_table_and_compare(tmp_path):
     assert out.read_text() == text
     with pytest.raises(FileNotFoundError, match="--compare"):
         compare_scores([tmp_path / "nowhere"])
+
+
+def test_compare_splits_the_paired_deltas_by_window_of_prompt_index(tmp_path):
+    # 4 prompts per category: window 0 (indices 0-1) gained +0.5 each, window 1 (indices 2-3) lost 0.25 each
+    def folder(name, scores):
+        recs = [{"category": "color", "index": i, "score": s, "prompt": f"p{i}", "file": f"f{i}"}
+                for i, s in enumerate(scores)]
+        write_scores(tmp_path / name, "shapes", "train", "ck", recs)
+        (tmp_path / name / "images.json").write_text(json.dumps(recs))
+        return tmp_path / name
+
+    text = compare_scores([folder("base", [0.0, 0.5, 0.5, 1.0]), folder("run", [0.5, 1.0, 0.25, 0.75])], windows=2)
+    assert "- run: +0.1250 " in text
+    assert "  - window 0 (prompt indices 0–1): +0.5000 [+0.5000, +0.5000] over 2 prompts" in text
+    assert "  - window 1 (prompt indices 2–3): -0.2500 [-0.2500, -0.2500] over 2 prompts" in text
