@@ -320,6 +320,9 @@ class ObjectiveConfig:
     # prompt-dropout draw (common random numbers), so the noise part of their flow targets, which their advantages
     # weigh with opposite signs, largely cancels instead of drowning the reward signal
     group_noise: bool = False
+    # train the velocity the sampler steps with (text CFG as generate applies it) instead of the conditional branch
+    # alone: the samples came from the guided policy, so that is the policy the reward should move
+    guided: bool = False
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:

@@ -82,7 +82,8 @@ def plan_memory(cfg: RunConfig, world: int, zero_stage: int | None = None,
     params, grads, optim = model_state_bytes(facts.params_total, facts.params_trainable, facts.largest_layer,
                                              stage, world, bf16)
     params += element * facts.vae_params  # the frozen autoencoder encodes the training images
-    tokens = facts.tokens_per_image * cfg.train.micro_batch_size
+    # a guided update runs each image twice, with and without its prompt (objective.guided)
+    tokens = facts.tokens_per_image * cfg.train.micro_batch_size * (2 if cfg.objective.guided else 1)
     per_layer = facts.layer_elements_per_token * tokens * element
     head = 4 * facts.hidden * tokens * element  # final norm and velocity head
     return MemoryPlan(facts, stage, world, bf16, cfg.train.micro_batch_size, params, grads, optim,
@@ -115,8 +116,9 @@ def describe_memory(cfg: RunConfig, world: int, gpu_gb: float = 80.0) -> str:
         f"  ZeRO-{plan.zero_stage} on {world} rank(s), {'bf16 mixed precision' if plan.bf16 else 'fp32'}: "
         f"weights {_bytes(plan.params)}, gradients {_bytes(plan.gradients)}, optimizer {_bytes(plan.optimizer)} = "
         f"model states {_bytes(plan.model_states)}{estimator}",
-        f"  activations at {cfg.generate.resolution} px, micro-batch {plan.micro_batch} "
-        f"({f.tokens_per_image * plan.micro_batch} tokens): {_bytes(plan.activations)} without checkpointing, "
+        f"  activations at {cfg.generate.resolution} px, micro-batch {plan.micro_batch}"
+        f"{' × 2 rows (guided)' if cfg.objective.guided else ''} "
+        f"({f.tokens_per_image * plan.micro_batch * (2 if cfg.objective.guided else 1)} tokens): {_bytes(plan.activations)} without checkpointing, "
         f"{_bytes(plan.activations_checkpointed)} with (train.activation_checkpointing={str(ckpt).lower()})",
         f"  total ≈ {_bytes(plan.total(ckpt))} per {'GPU' if on_gpu else 'rank'}"
         + (": " + ("fits" if plan.total(ckpt) < gpu_gb * GB else "does NOT fit") + f" a {gpu_gb:.0f} GB GPU (before "

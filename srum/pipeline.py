@@ -88,6 +88,7 @@ def plan(cfg: RunConfig, world_size: int) -> str:
                                                      cfg.objective.kind == ObjectiveKind.nft else "")
                 + (", group noise" if cfg.objective.group_noise else "")
                 + (", optimality from the signed map" if cfg.objective.optimality.value == "map" else "") + ")")
+             + (", on the guided velocity" if cfg.objective.guided else "")
              + f", constraint={cfg.objective.constraint.value}"
              + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",
                 "none": ""}[cfg.objective.constraint.value],

@@ -167,11 +167,12 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
             prompts = [None if d else s.prompt for s, d in zip(batch, drop.tolist())]
             x_t = flow.interpolate(x0, noise, t).to(device)
             target = flow.velocity_target(x0, noise).to(device)
-            v = model.velocity(prompts, x_t, t.to(device), grid)
+            v = (model.guided_velocity if obj.guided else model.velocity)(prompts, x_t, t.to(device), grid)
             v_ref = None
             if reference is not None:
                 with torch.no_grad():
-                    v_ref = reference.velocity(prompts, x_t, t.to(device), grid)
+                    v_ref = (reference.guided_velocity if obj.guided else reference.velocity)(
+                        prompts, x_t, t.to(device), grid)
             loss, parts = srum_loss(v, target, weights, obj, v_ref=v_ref)
             # A non-finite loss is not raised here, on one rank: its NaN gradients make DeepSpeed's (global) grad
             # norm non-finite on every rank alike, and the guard below stops all of them at the same step.

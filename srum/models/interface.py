@@ -45,6 +45,11 @@ class UnifiedModel(Protocol):
                  grid: tuple[int, int]) -> torch.Tensor:
         """Predicted velocity (B, n_tokens, token_dim) for prompts (None: dropped), x_t tokens and times t (B,)."""
 
+    def guided_velocity(self, prompts: list[str | None], noisy_tokens: torch.Tensor, t: torch.Tensor,
+                        grid: tuple[int, int]) -> torch.Tensor:
+        """The velocity the sampler steps with at these x_t and t (classifier-free guidance as the current sampler
+        settings apply it), differentiable like `velocity`; a dropped prompt (None) gives the unguided velocity."""
+
     def generate_text(self, images: list[Image.Image | None], questions: list[str], max_new_tokens: int = 64,
                       temperature: float = 0.0, seed: int = 0) -> list[str]:
         """Answers to questions about images (None: text only): greedy, or sampled at temperature > 0 from `seed`."""

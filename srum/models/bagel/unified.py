@@ -23,7 +23,7 @@ from srum.models.bagel.cache import KVCache
 from srum.models.bagel.images import image_to_tensor, tensor_to_images
 from srum.models.bagel.latents import patchify_latent, unpatchify_latent
 from srum.models.bagel.model import Bagel
-from srum.models.bagel.sampling import GuidanceParams, denoise
+from srum.models.bagel.sampling import GuidanceParams, combine_guidance, denoise
 from srum.models.bagel.sequence import Latent, Segment, VitImage, build_batch, text_segment
 from srum.models.bagel.understanding import answer_distribution, generate_text
 from srum.models.bagel.vae import BagelVAE
@@ -206,6 +206,22 @@ class BagelUnified:
         batch = build_batch(samples, self.config)
         out = (self.forward_module or self.model)(batch)
         return self.model.velocity(out.hidden[batch.noisy.to(out.hidden.device)]).reshape(noisy_tokens.shape)
+
+    def guided_velocity(self, prompts: list[str | None], noisy_tokens: torch.Tensor, t: torch.Tensor,
+                        grid: tuple[int, int]) -> torch.Tensor:
+        """The velocity the sampler steps with: text CFG (and its renorm) as `sample_latents` applies it, inside
+        `cfg_interval`, from one batched forward of the conditional and the text-unconditional rows. Training it
+        improves the policy that drew the samples, not only its conditional branch."""
+        B = len(prompts)
+        v = self.velocity(list(prompts) + [None] * B, noisy_tokens.repeat(2, 1, 1), t.repeat(2), grid)
+        v_cond, v_text = v[:B], v[B:]
+        g = self.guidance
+        # text-to-image has no input image: the image-unconditional branch is the conditional one, as in sampling
+        guided = combine_guidance(v_cond, v_text if g.cfg_text_scale > 1.0 else None,
+                                  v_cond if g.cfg_img_scale > 1.0 else None, g)
+        lo, hi = g.cfg_interval
+        inside = ((t > lo) & (t <= hi)).to(v.device).view(-1, 1, 1)
+        return torch.where(inside, guided, v_cond)
 
     # ---- understanding ----------------------------------------------------------------------
     def _question_context(self, images: list[Image.Image | None], questions: list[str]) -> KVCache:

@@ -98,3 +98,28 @@ def test_seed_determinism_and_think_mode(tiny_unified):
 def test_bad_image_size(tiny_unified):
     with pytest.raises(ValueError, match="multiple of 16"):
         tiny_unified.sample_images(["a red circle"], seeds=[0], height=40, width=32)
+
+
+def test_guided_velocity_is_the_samplers_step(tiny_unified):
+    """The training-side guided velocity equals the velocity each Euler step of the sampler took (guided inside
+    cfg_interval, conditional outside), and it carries gradients to the model."""
+    m = tiny_unified
+    m.guidance = GuidanceParams(num_timesteps=4, timestep_shift=1.0, cfg_text_scale=3.0, cfg_interval=(0.4, 1.0))
+    prompts = ["a red circle", "a blue square left of a green circle"]
+    noise = torch.randn(2, 4, 64, generator=torch.Generator().manual_seed(3))
+    trace: dict[str, list[torch.Tensor]] = {}
+    cond = m.prefill([[m.text(p)] for p in prompts])
+    denoise(m.model, noise, (2, 2), cond, m.guidance, text_uncond=m.model.empty_cache(2), trace=trace)
+    assert [round(float(t), 4) for t in trace["t"]] == [1.0, 0.6667, 0.3333]  # the last step is unguided
+    for x_t, t, v, v_cond in zip(trace["x_t"], trace["t"], trace["v"], trace["v_cond"]):
+        with torch.no_grad():
+            got = m.guided_velocity(prompts, x_t, t.repeat(2), (2, 2))
+        assert (got - v).abs().max().item() < 1e-4
+        assert ((v - v_cond).abs().max().item() > 1e-3) == (float(t) > 0.4)
+    # a dropped prompt is the unconditional velocity, unguided
+    x_t, t = trace["x_t"][0], trace["t"][0].repeat(2)
+    with torch.no_grad():
+        assert torch.allclose(m.guided_velocity([None, None], x_t, t, (2, 2)), m.velocity([None, None], x_t, t, (2, 2)),
+                              atol=1e-5)
+    m.guided_velocity(prompts, x_t, t, (2, 2)).square().sum().backward()
+    assert m.model.llm2vae.weight.grad is not None and m.model.llm2vae.weight.grad.abs().sum() > 0
