@@ -316,6 +316,9 @@ class ObjectiveConfig:
     adv_clip: float = 2.0  # advantages are clipped to ±adv_clip (nft: also the scale of the optimality probability)
     nft_beta: float = 1.0  # DiffusionNFT's β: how far the implicit policies sit from the starting model
     optimality: Optimality = Optimality.group  # nft: group | map (see Optimality; map needs reward.map=signed)
+    # nft: false holds tokens below neutral (r < ½) at the starting model instead of pushing them away,
+    # r → max(r, ½): the ablation of the negative half that DiffusionNFT argues is essential
+    nft_negative: bool = True
     # group_relative / nft: each micro-batch holds whole groups, and a group's images share one timestep, noise and
     # prompt-dropout draw (common random numbers), so the noise part of their flow targets, which their advantages
     # weigh with opposite signs, largely cancels instead of drowning the reward signal
@@ -514,6 +517,9 @@ class RunConfig:
             raise ConfigError(
                 "objective.optimality=map reads the signed reward map as DiffusionNFT's optimality r = (M + 1)/2: set "
                 f"objective.kind=nft and reward.map=signed (got {self.objective.kind.value}, {self.reward.map.value})")
+        if not self.objective.nft_negative and self.objective.kind != ObjectiveKind.nft:
+            raise ConfigError(f"objective.nft_negative=false switches off the negative half of objective.kind=nft; "
+                              f"got objective.kind={self.objective.kind.value}")
         k = self.generate.images_per_prompt
         if self.objective.group_noise and (self.objective.kind not in groups or self.train.micro_batch_size % k):
             raise ConfigError(

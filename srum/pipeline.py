@@ -87,7 +87,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
                 f"clip ±{cfg.objective.adv_clip}" + (f", β={cfg.objective.nft_beta}" if
                                                      cfg.objective.kind == ObjectiveKind.nft else "")
                 + (", group noise" if cfg.objective.group_noise else "")
-                + (", optimality from the signed map" if cfg.objective.optimality.value == "map" else "") + ")")
+                + (", optimality from the signed map" if cfg.objective.optimality.value == "map" else "")
+                + ("" if cfg.objective.nft_negative else ", no negative half") + ")")
              + (", on the guided velocity" if cfg.objective.guided else "")
              + f", constraint={cfg.objective.constraint.value}"
              + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",

@@ -41,15 +41,19 @@ class TrainSample:
 def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[TrainSample]:
     """Turn reward maps into the objective's per-token weights: the map itself (official), signed group
     advantages (group_relative) or DiffusionNFT optimality probabilities (nft: from the group's advantages, or from
-    the signed map itself with objective.optimality=map)."""
+    the signed map itself with objective.optimality=map; at least ½ without the negative half)."""
     if cfg.kind == ObjectiveKind.official:
         return samples
     if cfg.optimality == Optimality.map:
-        return [TrainSample(s.job, s.prompt, s.x0, (s.weights.float() + 1.0) / 2.0, s.group) for s in samples]
-    adv = group_advantages([s.weights for s in samples], [s.group for s in samples], cfg.adv_std_floor, cfg.adv_clip)
-    if cfg.kind == ObjectiveKind.nft:
-        adv = [optimality(a, cfg.adv_clip) for a in adv]
-    return [TrainSample(s.job, s.prompt, s.x0, a, s.group) for s, a in zip(samples, adv)]
+        weights = [(s.weights.float() + 1.0) / 2.0 for s in samples]
+    else:
+        weights = group_advantages([s.weights for s in samples], [s.group for s in samples], cfg.adv_std_floor,
+                                   cfg.adv_clip)
+        if cfg.kind == ObjectiveKind.nft:
+            weights = [optimality(a, cfg.adv_clip) for a in weights]
+    if cfg.kind == ObjectiveKind.nft and not cfg.nft_negative:
+        weights = [w.clamp(min=0.5) for w in weights]
+    return [TrainSample(s.job, s.prompt, s.x0, w, s.group) for s, w in zip(samples, weights)]
 
 
 def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> list[TrainSample]:

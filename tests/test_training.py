@@ -150,3 +150,20 @@ def test_map_optimality_reads_the_signed_map_as_absolute_probabilities():
     assert got == [[1.0, 0.75, 0.75], [0.25, 0.5, 0.5]]  # (M + 1)/2, whatever the rest of the group scored
     with pytest.raises(ConfigError, match="objective.optimality=map"):
         _cfg("objective.kind=nft", "objective.constraint=none", "objective.optimality=map")  # official map
+
+
+def test_nft_without_its_negative_half_holds_bad_tokens_at_the_start():
+    from srum.config import ConfigError
+    from srum.training import TrainSample, objective_weights
+
+    maps = [torch.tensor([1.0, 0.0]), torch.tensor([0.0, 0.0])]  # image rewards 0.5 and 0: mean 0.25, std 0.25
+    samples = [TrainSample(i, "p", torch.zeros(2, 2), m, ("color", 0)) for i, m in enumerate(maps)]
+    base = ["objective.kind=nft", "objective.constraint=none", "objective.adv_clip=2", "objective.adv_std_floor=0.1"]
+    # advantages [3 → clip 2, −1] and [−1, −1]; r = ½ + ½·A/2
+    with_neg = [s.weights.tolist() for s in objective_weights(samples, _cfg(*base).objective)]
+    assert with_neg == [[1.0, 0.25], [0.25, 0.25]]
+    cfg = _cfg(*base, "objective.nft_negative=false")
+    without = [s.weights.tolist() for s in objective_weights(samples, cfg.objective)]
+    assert without == [[1.0, 0.5], [0.5, 0.5]]
+    with pytest.raises(ConfigError, match="objective.nft_negative=false"):
+        _cfg("objective.kind=group_relative", "objective.nft_negative=false")
