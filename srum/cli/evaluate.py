@@ -75,7 +75,9 @@ def parse_args() -> argparse.Namespace:
                     help="read T2I-CompBench vqa_result.json (file or folder tree) into --out's records; no generation")
     ap.add_argument("--rejudge", action="store_true",
                     help="judge --out's saved images again with the current judge (after a judge change); no generation")
-    ap.add_argument("--compare", nargs="+", default=None, help="scores.json files or folders: one table, deltas")
+    ap.add_argument("--compare", nargs="+", default=None,
+                    help="scores.json files or folders: one table, deltas against the first; A+B pools the images of "
+                         "two evaluations of the same prompts (e.g. two seeds)")
     ap.add_argument("--windows", type=int, default=None,
                     help="with --compare: paired deltas per window of N prompt indices per category too (an online "
                          "run with generate.limit_per_category=N trains on window w in round w + 1)")

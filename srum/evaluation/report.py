@@ -70,24 +70,18 @@ def markdown_table(runs: list[tuple[str, dict]], scale: float = 100.0, deltas: b
 def compare_scores(paths: list[str | Path], out: Path | None = None, windows: int | None = None) -> str:
     """One Markdown table of several `scores.json` (files or their folders), deltas against the first; with
     `windows` = N, also the paired deltas per window of N prompt indices per category (window w holds the prompts an
-    online run with generate.limit_per_category=N drew in round w + 1: trained against not-yet-trained prompts)."""
-    import json
-
-    runs = []
-    scores_paths = _scores_paths(paths)
-    for p in scores_paths:
-        if not p.is_file():
-            raise FileNotFoundError(f"--compare {p}: no scores.json there; pass evaluation folders or their scores.json")
-        summary = json.loads(p.read_text())
-        if "table" not in summary:  # written before tables existed
-            summary["table"], summary["overall"] = composite_scores(summary["categories"])
-        runs.append((run_label(p.parent), summary))
+    online run with generate.limit_per_category=N drew in round w + 1: trained against not-yet-trained prompts).
+    An entry `A+B` pools the images of evaluations A and B of the same prompts (e.g. two evaluation seeds) into one
+    mean per prompt, which narrows the intervals."""
+    runs, records = [], []
+    for entry in paths:
+        label, summary, recs = _compare_entry(entry)
+        runs.append((label, summary))
+        records.append(recs)
     text = markdown_table(runs)
-    images = [p.parent / "images.json" for p in scores_paths]
-    if len(runs) > 1 and all(f.is_file() for f in images):
+    if len(runs) > 1 and all(r is not None for r in records):
         from srum.evaluation.bootstrap import paired_bootstrap
 
-        records = [json.loads(f.read_text()) for f in images]
         text += "\nPaired bootstrap over prompts (overall, against the first; 2000 resamples):\n\n"
         for (name, _), rec in zip(runs[1:], records[1:]):
             b = paired_bootstrap(records[0], rec)
@@ -100,6 +94,34 @@ def compare_scores(paths: list[str | Path], out: Path | None = None, windows: in
     if out is not None:
         atomic_write_text(out, text)
     return text
+
+
+def _compare_entry(entry: str | Path) -> tuple[str, dict, list[dict] | None]:
+    """One --compare entry's label, summary and per-image records (None where images.json is absent); `A+B` pools
+    the images of A and B into one summary."""
+    import json
+
+    parts = str(entry).split("+") if "+" in str(entry) and not Path(entry).exists() else [str(entry)]
+    paths = _scores_paths(parts)
+    for p in paths:
+        if not p.is_file():
+            raise FileNotFoundError(f"--compare {p}: no scores.json there; pass evaluation folders or their "
+                                    "scores.json")
+    images = [p.parent / "images.json" for p in paths]
+    label = "+".join(run_label(p.parent) for p in paths)
+    if len(paths) == 1:
+        summary = json.loads(paths[0].read_text())
+        if "table" not in summary:  # written before tables existed
+            summary["table"], summary["overall"] = composite_scores(summary["categories"])
+        return label, summary, json.loads(images[0].read_text()) if images[0].is_file() else None
+    missing = [str(f) for f in images if not f.is_file()]
+    if missing:
+        raise FileNotFoundError(f"--compare {entry}: pooling needs every part's images.json; missing "
+                                f"{', '.join(missing)}")
+    records = [r for f in images for r in json.loads(f.read_text())]
+    categories = category_scores(records)
+    table, overall = composite_scores(categories)
+    return label, {"categories": categories, "table": table, "overall": overall, "n_images": len(records)}, records
 
 
 def run_label(folder: str | Path) -> str:

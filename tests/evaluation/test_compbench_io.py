@@ -106,3 +106,24 @@ def test_compare_splits_the_paired_deltas_by_window_of_prompt_index(tmp_path):
     assert "- run: +0.1250 " in text
     assert "  - window 0 (prompt indices 0–1): +0.5000 [+0.5000, +0.5000] over 2 prompts" in text
     assert "  - window 1 (prompt indices 2–3): -0.2500 [-0.2500, -0.2500] over 2 prompts" in text
+
+
+def test_compare_pools_the_images_of_plus_joined_evaluations(tmp_path):
+    def folder(name, scores, images=True):
+        recs = [{"category": "color", "index": i, "score": s, "prompt": f"p{i}", "file": f"f{i}"}
+                for i, s in enumerate(scores)]
+        write_scores(tmp_path / name, "shapes", "train", "ck", recs)  # writes images.json too
+        if not images:
+            (tmp_path / name / "images.json").unlink()
+        return str(tmp_path / name)
+
+    # two evaluation seeds of the base pool to 0.5 on every prompt; the run's pool to 0.5, 1, 0.25, 0.75
+    base = folder("b0", [0.0, 0.5, 0.5, 1.0]) + "+" + folder("b1", [1.0, 0.5, 0.5, 0.0])
+    run = folder("r0", [0.5, 1.0, 0.0, 1.0]) + "+" + folder("r1", [0.5, 1.0, 0.5, 0.5])
+    text = compare_scores([base, run], windows=2)
+    assert "| b0+b1 |" in text and "| r0+r1 |" in text
+    assert "- r0+r1: +0.1250 " in text  # per-prompt deltas 0, +0.5, −0.25, +0.25
+    assert "  - window 0 (prompt indices 0–1): +0.2500 [+0.0000, +0.5000] over 2 prompts" in text
+    assert "  - window 1 (prompt indices 2–3): +0.0000 [-0.2500, +0.2500] over 2 prompts" in text
+    with pytest.raises(FileNotFoundError, match="pooling needs every part's images.json"):
+        compare_scores([base, folder("r0", [0.5]) + "+" + folder("r2", [0.5], images=False)])
