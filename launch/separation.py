@@ -23,7 +23,7 @@ import torch  # noqa: E402
 from srum.config import ObjectiveKind, load_config  # noqa: E402
 from srum.evaluation.separation import token_errors  # noqa: E402
 from srum.pipeline import load_model  # noqa: E402
-from srum.training import load_training_samples, objective_weights  # noqa: E402
+from srum.training import load_training_samples, neutral_weight, objective_weights  # noqa: E402
 from srum.utils.dist import DistInfo  # noqa: E402
 
 
@@ -42,15 +42,15 @@ def main() -> None:
         raise SystemExit(f"separation.py: {args.run / 'config.yaml'} trains with objective.kind=official, whose "
                          "weights are all positive: there are no bad tokens to separate")
     rd = args.run / f"round{args.round}"
-    neutral = 0.5 if cfg.objective.kind == ObjectiveKind.nft else 0.0
-    base = None
+    base, samples = None, None
     print("| checkpoint | good | bad | neutral | bad − good |\n|---|---|---|---|---|")
     for ck in args.checkpoints:
         model = load_model(ck, cfg, DistInfo(0, 1, 0, "gloo"))
         grid = model.latent_grid(cfg.generate.resolution, cfg.generate.resolution)
-        samples = objective_weights(load_training_samples(rd / "generate", rd / "score", model.latents_to_tokens),
-                                    cfg.objective)
-        err = token_errors(model, samples, grid, neutral, args.margin, args.limit,
+        if samples is None:  # the round's samples and weights, read once: every checkpoint shares the architecture
+            samples = objective_weights(load_training_samples(rd / "generate", rd / "score", model.latents_to_tokens),
+                                        cfg.objective)
+        err = token_errors(model, samples, grid, neutral_weight(cfg.objective), args.margin, args.limit,
                            timestep_shift=cfg.objective.timestep_shift)
         row = {c: e for c, (e, _) in err.items()}
         row["gap"] = row["bad"] - row["good"]

@@ -26,6 +26,7 @@ class MemoryPlan:
     world: int
     bf16: bool
     micro_batch: int
+    tokens: int  # per micro-batch: images × rows per image (2 for a guided update) × tokens per row
     params: float  # bytes per GPU
     gradients: float
     optimizer: float
@@ -86,7 +87,7 @@ def plan_memory(cfg: RunConfig, world: int, zero_stage: int | None = None,
     tokens = facts.tokens_per_image * cfg.train.micro_batch_size * (2 if cfg.objective.guided else 1)
     per_layer = facts.layer_elements_per_token * tokens * element
     head = 4 * facts.hidden * tokens * element  # final norm and velocity head
-    return MemoryPlan(facts, stage, world, bf16, cfg.train.micro_batch_size, params, grads, optim,
+    return MemoryPlan(facts, stage, world, bf16, cfg.train.micro_batch_size, tokens, params, grads, optim,
                       activations=facts.layers * per_layer + head,
                       activations_checkpointed=facts.layers * facts.hidden * tokens * element + per_layer + head,
                       deepspeed_estimate=deepspeed_estimate(facts.params_total, facts.largest_layer, stage, world))
@@ -117,9 +118,8 @@ def describe_memory(cfg: RunConfig, world: int, gpu_gb: float = 80.0) -> str:
         f"weights {_bytes(plan.params)}, gradients {_bytes(plan.gradients)}, optimizer {_bytes(plan.optimizer)} = "
         f"model states {_bytes(plan.model_states)}{estimator}",
         f"  activations at {cfg.generate.resolution} px, micro-batch {plan.micro_batch}"
-        f"{' × 2 rows (guided)' if cfg.objective.guided else ''} "
-        f"({f.tokens_per_image * plan.micro_batch * (2 if cfg.objective.guided else 1)} tokens): {_bytes(plan.activations)} without checkpointing, "
-        f"{_bytes(plan.activations_checkpointed)} with (train.activation_checkpointing={str(ckpt).lower()})",
+        f"{' × 2 rows (guided)' if cfg.objective.guided else ''} ({plan.tokens} tokens): "
+        f"{_bytes(plan.activations)} without checkpointing, {_bytes(plan.activations_checkpointed)} with (train.activation_checkpointing={str(ckpt).lower()})",
         f"  total ≈ {_bytes(plan.total(ckpt))} per {'GPU' if on_gpu else 'rank'}"
         + (": " + ("fits" if plan.total(ckpt) < gpu_gb * GB else "does NOT fit") + f" a {gpu_gb:.0f} GB GPU (before "
            "the allocator's fragmentation and communication buffers, typically a few GB)" if on_gpu else ""),

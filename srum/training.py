@@ -56,6 +56,11 @@ def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[
     return [TrainSample(s.job, s.prompt, s.x0, w, s.group) for s, w in zip(samples, weights)]
 
 
+def neutral_weight(cfg: ObjectiveConfig) -> float:
+    """The per-token weight below which an objective pushes a token away (nft: r < ½; signed advantages: < 0)."""
+    return 0.5 if cfg.kind == ObjectiveKind.nft else 0.0
+
+
 def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> list[TrainSample]:
     """Every kept (image, reward map) pair of a round, in job order (identical on every rank). Each file is checked
     as it is read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a damaged one
@@ -157,7 +162,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
     log_resume("train", start, steps, "steps")
     device = engine.module.device if hasattr(engine.module, "device") else torch.device("cpu")
     obj = cfg.objective
-    neutral_weight = 0.5 if obj.kind == ObjectiveKind.nft else 0.0  # below it a token is pushed away (nft: r < 1/2)
+    neutral = neutral_weight(obj)
     guard = DivergenceGuard(cfg.train.max_bad_steps, cfg.train.explode_factor)
     finite = {"weights": True, "inputs": True}  # over the bad steps' batches, for the stop message
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="train",
@@ -191,7 +196,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
             _stop(str(e), guard.first_bad_step, finite, engine, checkpoints, dist)
         metrics = {"loss": float(loss.detach()), **{k: float(v) for k, v in parts.items()}, "grad_norm": grad_norm,
                    "lr": engine.lr, "weight_mean": float(weights.mean()),
-                   "negative_weight_fraction": float((weights < neutral_weight).float().mean()),
+                   "negative_weight_fraction": float((weights < neutral).float().mean()),
                    "skipped_steps": float(engine.skipped_steps)}
         if dist.is_main and step % cfg.log.every == 0:
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
