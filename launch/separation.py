@@ -38,9 +38,10 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg = load_config(args.run / "config.yaml", [])
-    if cfg.objective.kind == ObjectiveKind.official:
-        raise SystemExit(f"separation.py: {args.run / 'config.yaml'} trains with objective.kind=official, whose "
-                         "weights are all positive: there are no bad tokens to separate")
+    if cfg.objective.kind in (ObjectiveKind.official, ObjectiveKind.best_of):
+        raise SystemExit(f"separation.py: {args.run / 'config.yaml'} trains with objective.kind="
+                         f"{cfg.objective.kind.value}, whose weights are all positive: there are no bad tokens to "
+                         "separate")
     rd = args.run / f"round{args.round}"
     base, samples = None, None
     print("| checkpoint | good | bad | neutral | bad − good |\n|---|---|---|---|---|")

@@ -64,6 +64,7 @@ class ObjectiveKind(str, Enum):
     official = "official"  # reward-weighted flow matching with the map as positive weights (srum.md §3.3)
     group_relative = "group_relative"  # per-prompt normalised, signed per-token advantages as the weights
     nft = "nft"  # DiffusionNFT: implicit positive/negative policies around the round's starting model
+    best_of = "best_of"  # RAFT / expert iteration: plain flow matching on the best images of each prompt's group
 
 
 class Optimality(str, Enum):
@@ -303,7 +304,7 @@ class RewardConfig:
 class ObjectiveConfig:
     """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4), or a signed variant."""
 
-    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft (see ObjectiveKind)
+    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft | best_of (see ObjectiveKind)
     # anchor (official: unweighted flow matching to the same image, weight anchor_weight) | kl (velocity match to a
     # frozen copy, weight kl_weight) | none
     constraint: Constraint = Constraint.anchor
@@ -326,6 +327,9 @@ class ObjectiveConfig:
     # train the velocity the sampler steps with (text CFG as generate applies it) instead of the conditional branch
     # alone: the samples came from the guided policy, so that is the policy the reward should move
     guided: bool = False
+    # best_of: the images kept per prompt group (those with the highest image reward, and only above the group's
+    # lowest, so a group whose images all score alike teaches nothing); the rest are not trained on
+    keep_top: int = 1
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:
@@ -345,6 +349,11 @@ class ObjectiveConfig:
         _check_positive("objective.timestep_shift", self.timestep_shift)
         for key in ("adv_std_floor", "adv_clip", "nft_beta"):
             _check_positive(f"objective.{key}", getattr(self, key))
+        if self.keep_top < 1:
+            raise ConfigError(f"objective.keep_top={self.keep_top} must be >= 1 (images kept per prompt group)")
+        if self.keep_top != 1 and self.kind != ObjectiveKind.best_of:
+            raise ConfigError(f"objective.keep_top={self.keep_top} is read by objective.kind=best_of only; "
+                              f"got objective.kind={self.kind.value}")
 
 
 @dataclass
@@ -507,7 +516,7 @@ class RunConfig:
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
-        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft)
+        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft, ObjectiveKind.best_of)
         if self.objective.kind in groups and self.generate.images_per_prompt < 2:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
@@ -521,7 +530,8 @@ class RunConfig:
             raise ConfigError(f"objective.nft_negative=false switches off the negative half of objective.kind=nft; "
                               f"got objective.kind={self.objective.kind.value}")
         k = self.generate.images_per_prompt
-        if self.objective.group_noise and (self.objective.kind not in groups or self.train.micro_batch_size % k):
+        signed = (ObjectiveKind.group_relative, ObjectiveKind.nft)
+        if self.objective.group_noise and (self.objective.kind not in signed or self.train.micro_batch_size % k):
             raise ConfigError(
                 f"objective.group_noise=true needs objective.kind=group_relative|nft and train.micro_batch_size a "
                 f"multiple of generate.images_per_prompt={k} (whole groups per micro-batch); got "
@@ -529,7 +539,11 @@ class RunConfig:
         if self.objective.kind in groups and self.reward.source == "uniform":
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
-                "advantages and no update; use objective.kind=official for self-distillation")
+                "advantages (best_of: no image above its group's lowest) and no update; use objective.kind=official "
+                "for self-distillation")
+        if self.objective.keep_top >= k and self.objective.kind == ObjectiveKind.best_of:
+            raise ConfigError(f"objective.keep_top={self.objective.keep_top} keeps every one of the "
+                              f"generate.images_per_prompt={k} images of a group: set it below {k}")
         needs_world = {"generate.source=world": self.generate.source == GenerateSource.world,  # its renders
                        "reward.source=oracle": "oracle" in self.reward.scorers,  # its exact judge
                        "regions.proposer=world": self.regions.proposer == RegionProposer.world}  # its proposer

@@ -83,6 +83,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
                 else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
              f"objective: {cfg.objective.kind.value}"
              + ("" if cfg.objective.kind == ObjectiveKind.official else
+                f" (the best {cfg.objective.keep_top} of K={cfg.generate.images_per_prompt} per group by image reward, "
+                "if above the group's lowest, at weight 1)" if cfg.objective.kind == ObjectiveKind.best_of else
                 f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "
                 f"clip ±{cfg.objective.adv_clip}" + (f", β={cfg.objective.nft_beta}" if
                                                      cfg.objective.kind == ObjectiveKind.nft else "")

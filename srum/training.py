@@ -20,7 +20,7 @@ from srum.config import ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
 from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
 from srum.engine import TrainEngine
 from srum.objectives import srum_loss
-from srum.rewards.advantage import group_advantages, optimality
+from srum.rewards.advantage import best_in_group, group_advantages, optimality
 from srum.records import GenerateFolder, ScoreFolder
 from srum.utils.artifacts import DamagedArtifact, check_range
 from srum.utils.dist import DistInfo
@@ -41,9 +41,14 @@ class TrainSample:
 def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[TrainSample]:
     """Turn reward maps into the objective's per-token weights: the map itself (official), signed group
     advantages (group_relative) or DiffusionNFT optimality probabilities (nft: from the group's advantages, or from
-    the signed map itself with objective.optimality=map; at least ½ without the negative half)."""
+    the signed map itself with objective.optimality=map; at least ½ without the negative half). best_of returns
+    only the images it keeps, each with weight 1 on every token (plain flow matching on them)."""
     if cfg.kind == ObjectiveKind.official:
         return samples
+    if cfg.kind == ObjectiveKind.best_of:
+        keep = best_in_group([s.weights for s in samples], [s.group for s in samples], cfg.keep_top)
+        return [TrainSample(s.job, s.prompt, s.x0, torch.ones_like(s.weights), s.group)
+                for s, k in zip(samples, keep) if k]
     if cfg.optimality == Optimality.map:
         weights = [(s.weights.float() + 1.0) / 2.0 for s in samples]
     else:

@@ -167,3 +167,33 @@ def test_nft_without_its_negative_half_holds_bad_tokens_at_the_start():
     assert without == [[1.0, 0.5], [0.5, 0.5]]
     with pytest.raises(ConfigError, match="objective.nft_negative=false"):
         _cfg("objective.kind=group_relative", "objective.nft_negative=false")
+
+
+def test_best_of_keeps_each_groups_best_images_above_its_lowest_at_weight_one():
+    from srum.config import ConfigError
+    from srum.training import TrainSample, objective_weights
+
+    # image rewards (token means): group a 0.5, 0.25, 0.75, 0.25; group b all alike; group c 0.1, 0.5, 0.5
+    maps = [torch.tensor([1.0, 0.0]), torch.tensor([0.5, 0.0]), torch.tensor([1.0, 0.5]), torch.tensor([0.0, 0.5]),
+            torch.tensor([0.0, 0.0]), torch.tensor([0.0, 0.0]),
+            torch.tensor([0.2, 0.0]), torch.tensor([0.5, 0.5]), torch.tensor([0.0, 1.0])]
+    groups = [("color", 0)] * 4 + [("color", 1)] * 2 + [("shape", 0)] * 3
+    samples = [TrainSample(i, "p", torch.zeros(2, 2), m, g) for i, (m, g) in enumerate(zip(maps, groups))]
+    base = ["objective.kind=best_of", "objective.constraint=none", "generate.images_per_prompt=4",
+            "reward.source=oracle"]
+    top1 = objective_weights(samples, _cfg(*base).objective)
+    assert [s.job for s in top1] == [2, 7]  # a: 0.75; b: nothing above its lowest; c: 0.5 twice, the earlier one
+    assert all(s.weights.tolist() == [1.0, 1.0] for s in top1)
+    top2 = objective_weights(samples, _cfg(*base, "objective.keep_top=2").objective)
+    assert [s.job for s in top2] == [0, 2, 7, 8]  # a: 0.75 and 0.5; c: both 0.5 (above 0.1)
+    top3 = objective_weights(samples, _cfg(*base, "objective.keep_top=3").objective)
+    assert [s.job for s in top3] == [0, 2, 7, 8]  # the third of a and of c score their group's lowest: never kept
+    from srum.pipeline import plan
+
+    assert "objective: best_of (the best 2 of K=4 per group" in plan(_cfg(*base, "objective.keep_top=2"), 2)
+    with pytest.raises(ConfigError, match="objective.keep_top=2 is read by objective.kind=best_of only"):
+        _cfg("objective.keep_top=2")
+    with pytest.raises(ConfigError, match="objective.keep_top=4 keeps every one"):
+        _cfg(*base, "objective.keep_top=4")
+    with pytest.raises(ConfigError, match="objective.kind=best_of with reward.source=uniform"):
+        _cfg(*base[:3], "reward.source=uniform")

@@ -41,3 +41,23 @@ def group_advantages(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], s
 def optimality(advantage: torch.Tensor, clip: float) -> torch.Tensor:
     """DiffusionNFT's optimality probability r = 0.5 + 0.5·clip(A / c, −1, 1) ∈ [0, 1] (0.5: no preference)."""
     return 0.5 + 0.5 * (advantage / clip).clamp(-1.0, 1.0)
+
+
+def best_in_group(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], keep_top: int) -> list[bool]:
+    """Which images rejection fine-tuning keeps (RAFT, Dong et al. 2023, arXiv 2304.06767; expert iteration): the
+    `keep_top` of each group with the highest image reward R_i = mean_x M_i(x), and of those only images scoring
+    above the group's lowest, so a group whose images all score alike adds nothing. Ties go to the earlier image."""
+    if len(maps) != len(groups):
+        raise ValueError(f"{len(maps)} reward maps but {len(groups)} group keys: pass one key per map")
+    if keep_top < 1:
+        raise ValueError(f"keep_top={keep_top} must be >= 1")
+    members: dict[Hashable, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(g, []).append(i)
+    keep = [False] * len(maps)
+    for idx in members.values():
+        rewards = {i: float(maps[i].float().mean()) for i in idx}
+        lowest = min(rewards.values())
+        for i in sorted(idx, key=lambda i: -rewards[i])[:keep_top]:  # sorted() is stable: ties keep job order
+            keep[i] = rewards[i] > lowest
+    return keep
