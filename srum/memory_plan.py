@@ -119,7 +119,8 @@ def describe_memory(cfg: RunConfig, world: int, gpu_gb: float = 80.0) -> str:
         f"model states {_bytes(plan.model_states)}{estimator}",
         f"  activations at {cfg.generate.resolution} px, micro-batch {plan.micro_batch}"
         f"{' × 2 rows (guided)' if cfg.objective.guided else ''} ({plan.tokens} tokens): "
-        f"{_bytes(plan.activations)} without checkpointing, {_bytes(plan.activations_checkpointed)} with (train.activation_checkpointing={str(ckpt).lower()})",
+        f"{_bytes(plan.activations)} without checkpointing, {_bytes(plan.activations_checkpointed)} with "
+        f"(train.activation_checkpointing={str(ckpt).lower()})",
         f"  total ≈ {_bytes(plan.total(ckpt))} per {'GPU' if on_gpu else 'rank'}"
         + (": " + ("fits" if plan.total(ckpt) < gpu_gb * GB else "does NOT fit") + f" a {gpu_gb:.0f} GB GPU (before "
            "the allocator's fragmentation and communication buffers, typically a few GB)" if on_gpu else ""),

@@ -67,6 +67,25 @@ def round_items(items: list[PromptItem], limit: int | None, r: int) -> list[Prom
     return out
 
 
+def _objective_settings(cfg: RunConfig) -> str:
+    """The plan line's settings of the group objectives (official has none)."""
+    obj, k = cfg.objective, cfg.generate.images_per_prompt
+    if obj.kind == ObjectiveKind.official:
+        return ""
+    if obj.kind == ObjectiveKind.best_of:
+        return f" (the best {obj.keep_top} of K={k} per group by image reward, if above the group's lowest, at weight 1)"
+    parts = [f"K={k} per group", f"std floor {obj.adv_std_floor}", f"clip ±{obj.adv_clip}"]
+    if obj.kind == ObjectiveKind.nft:
+        parts.append(f"β={obj.nft_beta}")
+    if obj.group_noise:
+        parts.append("group noise")
+    if obj.optimality.value == "map":
+        parts.append("optimality from the signed map")
+    if not obj.nft_negative:
+        parts.append("no negative half")
+    return f" ({', '.join(parts)})"
+
+
 def plan(cfg: RunConfig, world_size: int) -> str:
     """What a run will do, for `--dry-run` and the log."""
     lines = [f"model: {cfg.model.backend} from {cfg.model.path} ({cfg.model.dtype} on {cfg.model.device})",
@@ -81,16 +100,7 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"reward: source {cfg.reward.source}" + (f" {dict(cfg.reward.mix)}" if cfg.reward.mix else "")
              + (" (the world's exact judge: an upper bound, not self-rewarding)" if "oracle" in cfg.reward.scorers
                 else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
-             f"objective: {cfg.objective.kind.value}"
-             + ("" if cfg.objective.kind == ObjectiveKind.official else
-                f" (the best {cfg.objective.keep_top} of K={cfg.generate.images_per_prompt} per group by image reward, "
-                "if above the group's lowest, at weight 1)" if cfg.objective.kind == ObjectiveKind.best_of else
-                f" (K={cfg.generate.images_per_prompt} per group, std floor {cfg.objective.adv_std_floor}, "
-                f"clip ±{cfg.objective.adv_clip}" + (f", β={cfg.objective.nft_beta}" if
-                                                     cfg.objective.kind == ObjectiveKind.nft else "")
-                + (", group noise" if cfg.objective.group_noise else "")
-                + (", optimality from the signed map" if cfg.objective.optimality.value == "map" else "")
-                + ("" if cfg.objective.nft_negative else ", no negative half") + ")")
+             f"objective: {cfg.objective.kind.value}{_objective_settings(cfg)}"
              + (", on the guided velocity" if cfg.objective.guided else "")
              + f", constraint={cfg.objective.constraint.value}"
              + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",

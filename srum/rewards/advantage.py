@@ -18,18 +18,23 @@ from collections.abc import Hashable, Sequence
 import torch
 
 
-def group_advantages(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], std_floor: float,
-                     clip: float) -> list[torch.Tensor]:
-    """Per-token advantages A_i(x) (same shapes as `maps`), normalised within each group of `groups`."""
+def _members(maps: Sequence[torch.Tensor], groups: Sequence[Hashable]) -> list[list[int]]:
+    """The map indices of each group, groups in order of first appearance."""
     if len(maps) != len(groups):
         raise ValueError(f"{len(maps)} reward maps but {len(groups)} group keys: pass one key per map")
-    if std_floor <= 0 or clip <= 0:
-        raise ValueError(f"std_floor={std_floor} and clip={clip} must be > 0")
     members: dict[Hashable, list[int]] = {}
     for i, g in enumerate(groups):
         members.setdefault(g, []).append(i)
+    return list(members.values())
+
+
+def group_advantages(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], std_floor: float,
+                     clip: float) -> list[torch.Tensor]:
+    """Per-token advantages A_i(x) (same shapes as `maps`), normalised within each group of `groups`."""
+    if std_floor <= 0 or clip <= 0:
+        raise ValueError(f"std_floor={std_floor} and clip={clip} must be > 0")
     out: list[torch.Tensor] = [torch.empty(0)] * len(maps)
-    for idx in members.values():
+    for idx in _members(maps, groups):
         rewards = torch.stack([maps[i].float().mean() for i in idx])
         mean = rewards.mean()
         std = rewards.std(unbiased=False).clamp(min=std_floor)
@@ -47,15 +52,10 @@ def best_in_group(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], keep
     """Which images rejection fine-tuning keeps (RAFT, Dong et al. 2023, arXiv 2304.06767; expert iteration): the
     `keep_top` of each group with the highest image reward R_i = mean_x M_i(x), and of those only images scoring
     above the group's lowest, so a group whose images all score alike adds nothing. Ties go to the earlier image."""
-    if len(maps) != len(groups):
-        raise ValueError(f"{len(maps)} reward maps but {len(groups)} group keys: pass one key per map")
     if keep_top < 1:
         raise ValueError(f"keep_top={keep_top} must be >= 1")
-    members: dict[Hashable, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(g, []).append(i)
     keep = [False] * len(maps)
-    for idx in members.values():
+    for idx in _members(maps, groups):
         rewards = {i: float(maps[i].float().mean()) for i in idx}
         lowest = min(rewards.values())
         for i in sorted(idx, key=lambda i: -rewards[i])[:keep_top]:  # sorted() is stable: ties keep job order
