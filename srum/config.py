@@ -65,6 +65,7 @@ class ObjectiveKind(str, Enum):
     group_relative = "group_relative"  # per-prompt normalised, signed per-token advantages as the weights
     nft = "nft"  # DiffusionNFT: implicit positive/negative policies around the round's starting model
     best_of = "best_of"  # RAFT / expert iteration: plain flow matching on the best images of each prompt's group
+    flow_grpo = "flow_grpo"  # Flow-GRPO: clipped policy gradient on the SDE steps of the rollouts' own trajectories
 
 
 class Optimality(str, Enum):
@@ -161,6 +162,9 @@ class GenerateConfig:
     reuse_from: str | None = None
     # model: the model's own samples; world: ground-truth renders from the prompt world (capacity reference only)
     source: GenerateSource = GenerateSource.model
+    # > 0: rollouts take stochastic SDE steps at this noise level a (σ_t = a·√(t/(1 − t)), Flow-GRPO's 0.7) and keep
+    # their trajectories, which objective.kind=flow_grpo trains on; 0: the deterministic Euler sampler
+    sde_noise: float = 0.0
 
     def __post_init__(self) -> None:
         self.cfg_interval = _check_pair("generate.cfg_interval", self.cfg_interval, 0.0, 1.0)
@@ -180,6 +184,10 @@ class GenerateConfig:
             _check_positive("generate.limit_per_category", self.limit_per_category)
         for key in ("timestep_shift", "cfg_text_scale", "cfg_img_scale"):
             _check_positive(f"generate.{key}", getattr(self, key))
+        _check_positive("generate.sde_noise", self.sde_noise, allow_zero=True)
+        if self.sde_noise > 0 and self.source == GenerateSource.world:
+            raise ConfigError(f"generate.sde_noise={self.sde_noise} with generate.source=world: renders have no "
+                              "sampling trajectory; set generate.sde_noise=0")
 
 
 @dataclass
@@ -304,7 +312,7 @@ class RewardConfig:
 class ObjectiveConfig:
     """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4), or a signed variant."""
 
-    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft | best_of (see ObjectiveKind)
+    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft | best_of | flow_grpo (ObjectiveKind)
     # anchor (official: unweighted flow matching to the same image, weight anchor_weight) | kl (velocity match to a
     # frozen copy, weight kl_weight) | none
     constraint: Constraint = Constraint.anchor
@@ -330,6 +338,8 @@ class ObjectiveConfig:
     # best_of: the images kept per prompt group (those with the highest image reward, and only above the group's
     # lowest, so a group whose images all score alike teaches nothing); the rest are not trained on
     keep_top: int = 1
+    # flow_grpo: the policy ratio of each token's step is clipped to [1 − pg_clip, 1 + pg_clip] (PPO's trust region)
+    pg_clip: float = 0.2
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:
@@ -351,6 +361,15 @@ class ObjectiveConfig:
             _check_positive(f"objective.{key}", getattr(self, key))
         if self.keep_top < 1:
             raise ConfigError(f"objective.keep_top={self.keep_top} must be >= 1 (images kept per prompt group)")
+        _check_positive("objective.pg_clip", self.pg_clip)
+        if self.pg_clip != 0.2 and self.kind != ObjectiveKind.flow_grpo:
+            raise ConfigError(f"objective.pg_clip={self.pg_clip} is read by objective.kind=flow_grpo only; "
+                              f"got objective.kind={self.kind.value}")
+        if self.kind == ObjectiveKind.flow_grpo and (self.constraint == Constraint.anchor or self.text_dropout > 0):
+            raise ConfigError(
+                "objective.kind=flow_grpo trains the sampling policy on its own steps: it has no flow target for "
+                "objective.constraint=anchor and never drops the prompt; set objective.constraint=kl|none and "
+                f"objective.text_dropout=0 (got {self.constraint.value}, {self.text_dropout})")
         if self.keep_top != 1 and self.kind != ObjectiveKind.best_of:
             raise ConfigError(f"objective.keep_top={self.keep_top} is read by objective.kind=best_of only; "
                               f"got objective.kind={self.kind.value}")
@@ -516,7 +535,7 @@ class RunConfig:
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
-        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft, ObjectiveKind.best_of)
+        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft, ObjectiveKind.best_of, ObjectiveKind.flow_grpo)
         if self.objective.kind in groups and self.generate.images_per_prompt < 2:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
@@ -541,6 +560,12 @@ class RunConfig:
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
                 "advantages (best_of: no image above its group's lowest) and no update; use objective.kind=official "
                 "for self-distillation")
+        if self.objective.kind == ObjectiveKind.flow_grpo and (self.generate.sde_noise <= 0
+                                                                or self.train.replay_rounds > 1):
+            raise ConfigError(
+                "objective.kind=flow_grpo needs the trajectories of SDE rollouts from the round's starting model (the "
+                "policy its ratios compare with): set generate.sde_noise > 0 (e.g. 0.7) and train.replay_rounds=1 "
+                f"(got {self.generate.sde_noise}, {self.train.replay_rounds})")
         if self.objective.keep_top >= k and self.objective.kind == ObjectiveKind.best_of:
             raise ConfigError(f"objective.keep_top={self.objective.keep_top} keeps every one of the "
                               f"generate.images_per_prompt={k} images of a group: set it below {k}")

@@ -34,3 +34,20 @@ def euler_schedule(num_timesteps: int, shift: float) -> tuple[torch.Tensor, torc
     """Times the model is evaluated at and the step sizes: `num_timesteps − 1` Euler steps from 1 to 0."""
     ts = shift_timesteps(torch.linspace(1, 0, num_timesteps), shift)
     return ts[:-1], ts[:-1] - ts[1:]
+
+
+def sde_step(x: torch.Tensor, v: torch.Tensor, t: torch.Tensor, dt: torch.Tensor, noise_level: float,
+             floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and std of one step from t to t − dt of the SDE with the flow's marginals (Flow-GRPO, Liu et al. 2025,
+    arXiv 2505.05470): the score is −(x + (1 − t)·v)/t for this interpolation, so
+
+        x_{t−dt} = x − [v + σ²/(2t)·(x + (1 − t)·v)]·dt + σ·√dt·z,   σ = a·√(t / max(1 − t, floor)).
+
+    A stochastic step is what makes a trajectory a policy with a likelihood to raise or lower; a = 0 is the Euler
+    (ODE) step. `floor` (the schedule's first step size) keeps σ finite at t = 1. t, dt: tensors broadcasting over x
+    from the left (e.g. (B,) for x (B, N, C)), or floats."""
+    t, dt = (torch.as_tensor(u, dtype=x.dtype, device=x.device) for u in (t, dt))
+    t, dt = (u.reshape(*u.shape, *([1] * (x.dim() - u.dim()))) for u in (t, dt))
+    sigma = noise_level * (t / (1 - t).clamp(min=floor)).sqrt()
+    mean = x - (v + sigma.pow(2) / (2 * t) * (x + (1 - t) * v)) * dt
+    return mean, sigma * dt.sqrt()

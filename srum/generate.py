@@ -68,12 +68,16 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
     (out / "images").mkdir(parents=True, exist_ok=True)
     for k in tqdm(todo, desc="generate", disable=not (progress and dist.is_main), dynamic_ncols=True):
         chunk = jobs[k * cfg.batch_size:(k + 1) * cfg.batch_size]
-        result = model.sample_images([j.prompt for j in chunk], [j.seed for j in chunk], cfg.resolution,
-                                     cfg.resolution, think=cfg.think)
+        prompts, seeds = [j.prompt for j in chunk], [j.seed for j in chunk]
+        if cfg.sde_noise > 0:  # policy-gradient rollouts: stochastic steps, trajectories kept
+            result = model.sample_trajectories(prompts, seeds, cfg.resolution, cfg.resolution, cfg.sde_noise,
+                                               think=cfg.think)
+        else:
+            result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think)
         plans = result.plans or [None] * len(chunk)
         rows = [dataclasses.replace(job, file=folder.image_name(job.job), plan=plan)
                 for job, plan in zip(chunk, plans, strict=True)]
-        folder.write_chunk(k, rows, result.images, result.latents)
+        folder.write_chunk(k, rows, result.images, result.latents, result.trajectory)
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
                 len(mine) - len(todo))
     return len(todo)

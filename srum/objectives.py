@@ -7,8 +7,11 @@ differences the constraint terms measure).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
+from srum import flow
 from srum.config import Constraint, ObjectiveConfig, ObjectiveKind
 
 
@@ -77,14 +80,60 @@ def nft_loss(v_pred: torch.Tensor, v_old: torch.Tensor, target: torch.Tensor, op
     return (r * (v_pos - target.float()).pow(2) + (1.0 - r) * (v_neg - target.float()).pow(2)).mean()
 
 
-def srum_loss(v_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor, cfg: ObjectiveConfig,
-              v_ref: torch.Tensor | None = None,
-              target_good: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+@dataclass
+class SdeStep:
+    """One recorded step of an SDE rollout: x_t → x_next over (t, t − dt) at the rollout's noise level."""
+
+    x_t: torch.Tensor  # (B, N, C)
+    x_next: torch.Tensor  # (B, N, C)
+    t: torch.Tensor  # (B,)
+    dt: torch.Tensor  # (B,)
+    noise_level: float
+    floor: float  # the schedule's first step size (flow.sde_step)
+
+
+def step_log_ratio(v_pred: torch.Tensor, v_old: torch.Tensor, step: SdeStep) -> torch.Tensor:
+    """Per token (B, N): log π_θ(x_next | x_t) − log π_old(x_next | x_t) for the Gaussian SDE step, averaged over
+    the token's channels (Flow-GRPO averages its log-likelihoods over dimensions). Both share one std, so the
+    normalisers cancel and only the squared distances of x_next to the two means remain."""
+    mean, std = flow.sde_step(step.x_t.float(), v_pred.float(), step.t, step.dt, step.noise_level, step.floor)
+    mean_old, _ = flow.sde_step(step.x_t.float(), v_old.detach().float(), step.t, step.dt, step.noise_level,
+                                step.floor)
+    x_next = step.x_next.float()
+    return ((x_next - mean_old).pow(2) - (x_next - mean).pow(2)).mean(-1) / (2 * std.pow(2).squeeze(-1))
+
+
+def policy_gradient_loss(v_pred: torch.Tensor, v_old: torch.Tensor, step: SdeStep, advantages: torch.Tensor,
+                         clip: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Flow-GRPO's clipped policy-gradient loss (Liu et al. 2025, "Flow-GRPO: Training Flow Matching Models via
+    Online RL", arXiv 2505.05470), per latent token: the rollout's own step is made more likely where the token's
+    advantage is positive and less likely where it is negative,
+
+        L = −mean over B·N of min(ρ·A, clip(ρ, 1 − ε, 1 + ε)·A),   ρ = π_θ(x_next | x_t) / π_old(x_next | x_t).
+
+    Unlike flow matching on the final image, the credit goes to the step that was taken, early layout decisions
+    included. v_old is the velocity of the policy that drew the rollout (this round's starting model). Returns the
+    loss and the fraction of tokens whose ratio was clipped."""
+    _check_velocities(v_pred, v_old, "v_old")
+    if advantages.shape != v_pred.shape[:2]:
+        raise ValueError(f"advantages has shape {tuple(advantages.shape)}; expected (B, N) = {tuple(v_pred.shape[:2])}")
+    ratio = step_log_ratio(v_pred, v_old, step).exp()
+    a = advantages.float()
+    clipped = ratio.clamp(1 - clip, 1 + clip)
+    loss = -torch.minimum(ratio * a, clipped * a).mean()
+    return loss, ((ratio - clipped).abs() > 0).float().mean()
+
+
+def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.Tensor, cfg: ObjectiveConfig,
+              v_ref: torch.Tensor | None = None, target_good: torch.Tensor | None = None,
+              step: SdeStep | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss = reward term + constraint term, and its parts as detached scalars.
 
     Reward term by `cfg.kind`: `official` and `group_relative` weight flow matching per token by `weights` (the
     official map, or signed group advantages: srum.rewards.advantage); `nft` reads `weights` as optimality
-    probabilities r ∈ [0, 1] and needs v_ref, the round's starting model, as DiffusionNFT's v_old.
+    probabilities r ∈ [0, 1] and needs v_ref, the round's starting model, as DiffusionNFT's v_old; `flow_grpo` reads
+    `weights` as signed advantages of the rollout's recorded `step` (no flow target: `target` is None) and needs
+    v_ref as the policy that drew it, and adds the metric `clip_fraction`.
 
     constraint=anchor: λ·mean((v − target_good)²) with λ = cfg.anchor_weight; target_good defaults to `target`,
     since official good == bad (§3.3), and then the total is exactly mean((R + λ)·e).
@@ -99,9 +148,16 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
             "objective.constraint=kl needs the frozen reference's velocity: pass v_ref (the base model's velocity "
             "on the same x_t, t and prompt), or set objective.constraint=anchor|none"
         )
-    if cfg.kind == ObjectiveKind.nft:
-        if v_ref is None:
-            raise ValueError("objective.kind=nft needs the round's starting model's velocity: pass v_ref")
+    extra = {}
+    if cfg.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo) and v_ref is None:
+        raise ValueError(f"objective.kind={cfg.kind.value} needs the round's starting model's velocity: pass v_ref")
+    if cfg.kind == ObjectiveKind.flow_grpo:
+        if step is None:
+            raise ValueError("objective.kind=flow_grpo needs the rollout's recorded step: pass step")
+        reward_term, extra["clip_fraction"] = policy_gradient_loss(v_pred, v_ref, step, weights, cfg.pg_clip)
+    elif target is None:
+        raise ValueError(f"objective.kind={cfg.kind.value} needs the flow target: pass target")
+    elif cfg.kind == ObjectiveKind.nft:
         reward_term = nft_loss(v_pred, v_ref, target, weights, cfg.nft_beta)
     else:
         reward_term = reward_weighted_flow_loss(v_pred, target, weights)
@@ -114,7 +170,8 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor, weights: torch.Tensor,
     else:
         constraint_term = torch.zeros((), dtype=reward_term.dtype, device=reward_term.device)
     loss = reward_term + constraint_term
-    metrics = {"loss": loss.detach(), "reward_term": reward_term.detach(), "constraint_term": constraint_term.detach()}
+    metrics = {"loss": loss.detach(), "reward_term": reward_term.detach(), "constraint_term": constraint_term.detach(),
+               **extra}
     if kl is not None:
         metrics["kl"] = kl.detach()
     return loss, metrics

@@ -77,6 +77,8 @@ def _objective_settings(cfg: RunConfig) -> str:
     parts = [f"K={k} per group", f"std floor {obj.adv_std_floor}", f"clip ±{obj.adv_clip}"]
     if obj.kind == ObjectiveKind.nft:
         parts.append(f"β={obj.nft_beta}")
+    if obj.kind == ObjectiveKind.flow_grpo:
+        parts.append(f"SDE rollouts a={cfg.generate.sde_noise}, ratio clip ±{obj.pg_clip}")
     if obj.group_noise:
         parts.append("group noise")
     if obj.optimality.value == "map":
@@ -196,7 +198,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         samples = replay_samples(run_dir, r, cfg, unified.latents_to_tokens)
         train_dtype = resolve_dtype(cfg.train.dtype, device)
         wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
-                           or cfg.objective.kind == ObjectiveKind.nft)
+                           or cfg.objective.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo))
         reference = None
         if wants_reference and cfg.train.lora_rank == 0:  # the frozen start of this round
             reference = frozen_reference(load_model(model_path, cfg, dist), cfg.train, dist, train_dtype)
@@ -237,8 +239,9 @@ def replay_samples(run_dir: Path, r: int, cfg: RunConfig, latents_to_tokens) -> 
     samples = []
     for k in range(max(1, r - cfg.train.replay_rounds + 1), r + 1):
         rd = run_dir / f"round{k}"
-        samples += objective_weights(load_training_samples(rd / "generate", rd / "score", latents_to_tokens),
-                                     cfg.objective)
+        loaded = load_training_samples(rd / "generate", rd / "score", latents_to_tokens,
+                                       trajectories=cfg.objective.kind == ObjectiveKind.flow_grpo)
+        samples += objective_weights(loaded, cfg.objective)
     return samples
 
 

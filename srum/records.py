@@ -3,7 +3,8 @@ each chunk, and their atomic writing and checked reading.
 
 A round folder holds `generate/chunk_K.json` (one `GenerateRow` per image), `generate/chunk_K.safetensors` (the
 images' clean latents) and `generate/images/JOB.png`, then `score/judge/chunk_K.json` (one `JudgeRow` per image) and
-`score/reward/chunk_K.safetensors` (the kept images' reward maps on the latent grid, keyed by job). Chunk K holds
+`score/reward/chunk_K.safetensors` (the kept images' reward maps on the latent grid, keyed by job). SDE rollouts
+(`generate.sde_noise`) also keep each image's trajectory in the chunk's `.safetensors`. Chunk K holds
 jobs [K·B, (K+1)·B); rank r owns the chunks K ≡ r (mod world size); a chunk is finished once its `.json` exists,
 which is written after everything else of the chunk, so a killed run redoes only unfinished chunks.
 """
@@ -103,13 +104,17 @@ class GenerateFolder:
         """The row's image, refused if its name leaves the folder."""
         return inside(self.path, row.file, source or self.path)
 
-    def write_chunk(self, k: int, rows: list[GenerateRow], images: list[Image.Image], latents: torch.Tensor) -> None:
-        """Images, then latents, then the marker, each atomically."""
+    def write_chunk(self, k: int, rows: list[GenerateRow], images: list[Image.Image], latents: torch.Tensor,
+                    trajectory: torch.Tensor | None = None) -> None:
+        """Images, then latents (and trajectories), then the marker, each atomically."""
         for row, image in zip(rows, images, strict=True):
             with atomic_path(self.path / row.file) as tmp:
                 image.save(tmp, format="PNG")
+        tensors = {"latents": latents.contiguous().float()}
+        if trajectory is not None:
+            tensors["trajectory"] = trajectory.contiguous().float()
         with atomic_path(self.latents_file(k)) as tmp:
-            save_file({"latents": latents.contiguous().float()}, str(tmp))
+            save_file(tensors, str(tmp))
         atomic_write_json(self.marker(k), [dataclasses.asdict(r) for r in rows])
 
     def read_rows(self, k: int, fix: str = REDO) -> list[GenerateRow]:
@@ -121,6 +126,14 @@ class GenerateFolder:
             raise DamagedArtifact(f"{self.latents_file(k)}: no latents for each of the {n_rows} records"
                                   + f"; {fix}")
         return latents
+
+    def read_trajectory(self, k: int, n_rows: int, fix: str = REDO) -> torch.Tensor:
+        """The chunk's SDE trajectories (n_rows, grid points, n_tokens, token_dim)."""
+        trajectory = read_tensors(self.latents_file(k), fix).get("trajectory")
+        if trajectory is None or trajectory.dim() != 4 or trajectory.shape[0] != n_rows:
+            raise DamagedArtifact(f"{self.latents_file(k)}: no SDE trajectory for each of the {n_rows} records (drawn "
+                                  f"without generate.sde_noise?); {fix}")
+        return trajectory
 
 
 class ScoreFolder:

@@ -6,6 +6,7 @@ resumed from a checkpoint takes exactly the steps an unbroken run would have tak
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import math
@@ -19,7 +20,7 @@ from srum import flow
 from srum.config import ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
 from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
 from srum.engine import TrainEngine
-from srum.objectives import srum_loss
+from srum.objectives import SdeStep, srum_loss
 from srum.rewards.advantage import best_in_group, group_advantages, optimality
 from srum.records import GenerateFolder, ScoreFolder
 from srum.utils.artifacts import DamagedArtifact, check_range
@@ -36,19 +37,20 @@ class TrainSample:
     x0: torch.Tensor  # (N, C) clean latent tokens of the model's own image
     weights: torch.Tensor  # (N,) reward map on the latent grid; per-token training weights after objective_weights
     group: tuple[str, int] = ("", -1)  # (category, index) of its prompt: the images one advantage compares
+    trajectory: torch.Tensor | None = None  # (grid points, N, C): x along its SDE rollout (flow_grpo only)
 
 
 def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[TrainSample]:
     """Turn reward maps into the objective's per-token weights: the map itself (official), signed group
-    advantages (group_relative) or DiffusionNFT optimality probabilities (nft: from the group's advantages, or from
-    the signed map itself with objective.optimality=map; at least ½ without the negative half). best_of returns
-    only the images it keeps, each with weight 1 on every token (plain flow matching on them)."""
+    advantages (group_relative, and flow_grpo's per-token advantages of each step) or DiffusionNFT optimality
+    probabilities (nft: from the group's advantages, or from the signed map itself with objective.optimality=map; at
+    least ½ without the negative half). best_of returns only the images it keeps, each with weight 1 on every token
+    (plain flow matching on them)."""
     if cfg.kind == ObjectiveKind.official:
         return samples
     if cfg.kind == ObjectiveKind.best_of:
         keep = best_in_group([s.weights for s in samples], [s.group for s in samples], cfg.keep_top)
-        return [TrainSample(s.job, s.prompt, s.x0, torch.ones_like(s.weights), s.group)
-                for s, k in zip(samples, keep) if k]
+        return [dataclasses.replace(s, weights=torch.ones_like(s.weights)) for s, k in zip(samples, keep) if k]
     if cfg.optimality == Optimality.map:
         weights = [(s.weights.float() + 1.0) / 2.0 for s in samples]
     else:
@@ -58,7 +60,7 @@ def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[
             weights = [optimality(a, cfg.adv_clip) for a in weights]
     if cfg.kind == ObjectiveKind.nft and not cfg.nft_negative:
         weights = [w.clamp(min=0.5) for w in weights]
-    return [TrainSample(s.job, s.prompt, s.x0, w, s.group) for s, w in zip(samples, weights)]
+    return [dataclasses.replace(s, weights=w) for s, w in zip(samples, weights)]
 
 
 def neutral_weight(cfg: ObjectiveConfig) -> float:
@@ -66,10 +68,12 @@ def neutral_weight(cfg: ObjectiveConfig) -> float:
     return 0.5 if cfg.kind == ObjectiveKind.nft else 0.0
 
 
-def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> list[TrainSample]:
-    """Every kept (image, reward map) pair of a round, in job order (identical on every rank). Each file is checked
-    as it is read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a damaged one
-    stops the run naming the files to delete so the stages that wrote them redo that chunk."""
+def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
+                          trajectories: bool = False) -> list[TrainSample]:
+    """Every kept (image, reward map) pair of a round, in job order (identical on every rank), with its SDE
+    trajectory when asked. Each file is checked as it is read (decodable, finite, reward maps within [-1, 1] and
+    one value per latent token); a damaged one stops the run naming the files to delete so the stages that wrote
+    them redo that chunk."""
     gen, scored = GenerateFolder(generated), ScoreFolder(scored)
     samples = []
     for k in gen.finished():
@@ -80,6 +84,10 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> l
         records = gen.read_rows(k, redo_all)
         tokens = latents_to_tokens(gen.read_latents(k, len(records), redo_all))
         maps = scored.read_maps(k, redo_judge)
+        paths = gen.read_trajectory(k, len(records), redo_all) if trajectories else None
+        if paths is not None and paths.shape[2:] != tokens.shape[1:]:
+            raise DamagedArtifact(f"{gen.latents_file(k)}: trajectory tokens {tuple(paths.shape[2:])} differ from the "
+                                  f"latents' {tuple(tokens.shape[1:])}; {redo_all}")
         for n, r in enumerate(records):
             key = str(r.job)
             if key in maps:
@@ -87,7 +95,8 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens) -> l
                 if maps[key].shape != tokens[n].shape[:1]:
                     raise DamagedArtifact(f"{reward_file}: {key!r} has shape {tuple(maps[key].shape)}, expected "
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
-                samples.append(TrainSample(r.job, r.prompt, tokens[n], maps[key], (r.category, r.index)))
+                samples.append(TrainSample(r.job, r.prompt, tokens[n], maps[key], (r.category, r.index),
+                                           paths[n] if paths is not None else None))
     return sorted(samples, key=lambda s: s.job)
 
 
@@ -129,6 +138,12 @@ def group_units(samples: list[TrainSample]) -> list[list[int]]:
     return units
 
 
+def _micro_generator(step: int, micro: int, cfg: RunConfig, dist: DistInfo) -> torch.Generator:
+    """The generator of one micro-batch's draws, seeded by (seed, step, micro, rank) alone."""
+    return torch.Generator().manual_seed(
+        cfg.train.seed * 1_000_003 + (step * cfg.train.grad_accum_steps + micro) * dist.world_size + dist.rank)
+
+
 def draw_batch(samples: list[TrainSample], units: list[list[int]] | None, step: int, micro: int, cfg: RunConfig,
                dist: DistInfo) -> tuple[list[TrainSample], torch.Tensor, torch.Tensor, torch.Tensor]:
     """This rank's micro-batch and its draws: timesteps t (B,), noise like the stacked x0 and prompt-dropout flags
@@ -142,14 +157,26 @@ def draw_batch(samples: list[TrainSample], units: list[list[int]] | None, step: 
         picked = [units[u] for u in sample_indices(len(units), step, micro, cfg, dist, per_micro)]
         batch = [samples[i] for unit in picked for i in unit]
         sizes = torch.tensor([len(unit) for unit in picked])
-    g = torch.Generator().manual_seed(
-        cfg.train.seed * 1_000_003 + (step * cfg.train.grad_accum_steps + micro) * dist.world_size + dist.rank)
+    g = _micro_generator(step, micro, cfg, dist)
     draws = len(sizes)
     t = flow.sample_training_timesteps(draws, cfg.objective.timestep_shift, generator=g)
     noise = torch.randn((draws, *batch[0].x0.shape), generator=g)
     drop = torch.rand(draws, generator=g) < cfg.objective.text_dropout
     return (batch, t.repeat_interleave(sizes), noise.repeat_interleave(sizes, dim=0),
             drop.repeat_interleave(sizes))
+
+
+def draw_steps(samples: list[TrainSample], step: int, micro: int, cfg: RunConfig,
+               dist: DistInfo) -> tuple[list[TrainSample], SdeStep]:
+    """flow_grpo's micro-batch: samples as `sample_indices` orders them, each at one of its rollout's steps drawn
+    uniformly (seeded by (seed, step, micro, rank) alone, like `draw_batch`)."""
+    batch = [samples[i] for i in sample_indices(len(samples), step, micro, cfg, dist)]
+    g = _micro_generator(step, micro, cfg, dist)
+    ts, dts = flow.euler_schedule(cfg.generate.num_timesteps, cfg.generate.timestep_shift)
+    j = torch.randint(len(ts), (len(batch),), generator=g)
+    paths = torch.stack([s.trajectory for s in batch])
+    rows = torch.arange(len(batch))
+    return batch, SdeStep(paths[rows, j], paths[rows, j + 1], ts[j], dts[j], cfg.generate.sde_noise, float(dts[0]))
 
 
 def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tuple[int, int], cfg: RunConfig,
@@ -173,21 +200,30 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="train",
                disable=not (cfg.log.progress and dist.is_main), dynamic_ncols=True)
     units = group_units(samples) if obj.group_noise else None
+    rollout = obj.kind == ObjectiveKind.flow_grpo  # trains the sampling (guided) policy on its recorded steps
     for step in bar:
         for micro in range(cfg.train.grad_accum_steps):
-            batch, t, noise, drop = draw_batch(samples, units, step, micro, cfg, dist)
-            x0 = torch.stack([s.x0 for s in batch])
+            sde, target = None, None
+            if rollout:
+                batch, sde = draw_steps(samples, step, micro, cfg, dist)
+                sde = dataclasses.replace(sde, x_t=sde.x_t.to(device), x_next=sde.x_next.to(device),
+                                          t=sde.t.to(device), dt=sde.dt.to(device))
+                x0, x_t, t, prompts = sde.x_t, sde.x_t, sde.t, [s.prompt for s in batch]
+            else:
+                batch, t, noise, drop = draw_batch(samples, units, step, micro, cfg, dist)
+                x0 = torch.stack([s.x0 for s in batch])
+                prompts = [None if d else s.prompt for s, d in zip(batch, drop.tolist())]
+                x_t = flow.interpolate(x0, noise, t).to(device)
+                target = flow.velocity_target(x0, noise).to(device)
             weights = torch.stack([s.weights for s in batch]).to(device)
-            prompts = [None if d else s.prompt for s, d in zip(batch, drop.tolist())]
-            x_t = flow.interpolate(x0, noise, t).to(device)
-            target = flow.velocity_target(x0, noise).to(device)
-            v = (model.guided_velocity if obj.guided else model.velocity)(prompts, x_t, t.to(device), grid)
+            guided = obj.guided or rollout
+            v = (model.guided_velocity if guided else model.velocity)(prompts, x_t, t.to(device), grid)
             v_ref = None
             if reference is not None:
                 with torch.no_grad():
-                    v_ref = (reference.guided_velocity if obj.guided else reference.velocity)(
+                    v_ref = (reference.guided_velocity if guided else reference.velocity)(
                         prompts, x_t, t.to(device), grid)
-            loss, parts = srum_loss(v, target, weights, obj, v_ref=v_ref)
+            loss, parts = srum_loss(v, target, weights, obj, v_ref=v_ref, step=sde)
             # A non-finite loss is not raised here, on one rank: its NaN gradients make DeepSpeed's (global) grad
             # norm non-finite on every rank alike, and the guard below stops all of them at the same step.
             grad_norm = engine.backward_and_step(loss)

@@ -197,3 +197,41 @@ def test_best_of_keeps_each_groups_best_images_above_its_lowest_at_weight_one():
         _cfg(*base, "objective.keep_top=4")
     with pytest.raises(ConfigError, match="objective.kind=best_of with reward.source=uniform"):
         _cfg(*base[:3], "reward.source=uniform")
+
+
+def test_flow_grpo_reads_each_samples_trajectory_and_draws_consecutive_recorded_steps(tmp_path):
+    from srum import flow
+    from srum.training import draw_steps, objective_weights
+
+    gen, scored = GenerateFolder(tmp_path / "generate"), ScoreFolder(tmp_path / "score")
+    (gen.path / "images").mkdir(parents=True)
+    rows = [GenerateRow(j, "color", 0, "prompt 0", seed=j, file=gen.image_name(j)) for j in range(2)]
+    latents = torch.arange(2 * 16 * 2 * 2, dtype=torch.float32).reshape(2, 16, 2, 2)
+    tokens = torch.stack([latents[i].reshape(16, 4).T for i in range(2)])  # stand-in token layout (4, 16)
+    path = torch.arange(2 * 5 * 4 * 16, dtype=torch.float32).reshape(2, 5, 4, 16)  # 5 grid points
+    gen.write_chunk(0, rows, [Image.new("RGB", (32, 32))] * 2, latents, path)
+    maps = {"0": torch.tensor([1.0, 0.0, 0.0, 0.0]), "1": torch.zeros(4)}
+    scored.write_chunk(0, [JudgeRow(r.job, r.prompt, r.file, True, 0.5, [], [], [], 0, 0.5, None) for r in rows], maps)
+    to_tokens = lambda lat: tokens  # noqa: E731
+    cfg = _cfg("objective.kind=flow_grpo", "objective.constraint=none", "objective.text_dropout=0",
+               "generate.sde_noise=0.7", "generate.images_per_prompt=2", "generate.num_timesteps=5",
+               "reward.source=oracle", "train.micro_batch_size=4", "objective.adv_std_floor=0.1")
+    samples = load_training_samples(gen.path, scored.path, to_tokens, trajectories=True)
+    assert all(torch.equal(s.trajectory, path[i]) for i, s in enumerate(samples))
+    assert load_training_samples(gen.path, scored.path, to_tokens)[0].trajectory is None  # only when asked
+    weighted = objective_weights(samples, cfg.objective)  # signed group advantages, the trajectories kept
+    assert weighted[0].weights[0].item() > 0 > weighted[1].weights[0].item() and weighted[0].trajectory is not None
+    batch, step = draw_steps(weighted, 3, 0, cfg, DistInfo(0, 1, 0, "gloo"))
+    ts, dts = flow.euler_schedule(5, cfg.generate.timestep_shift)
+    for i, s in enumerate(batch):
+        j = int((step.t[i] == ts).nonzero())  # the drawn step's grid point
+        assert torch.equal(step.x_t[i], s.trajectory[j]) and torch.equal(step.x_next[i], s.trajectory[j + 1])
+        assert step.dt[i] == dts[j] and step.floor == float(dts[0]) and step.noise_level == 0.7
+    again = draw_steps(weighted, 3, 0, cfg, DistInfo(0, 1, 0, "gloo"))[1]
+    assert torch.equal(again.t, step.t)  # a resumed run draws the same steps
+
+    plain = GenerateFolder(tmp_path / "plain")
+    (plain.path / "images").mkdir(parents=True)
+    plain.write_chunk(0, rows, [Image.new("RGB", (32, 32))] * 2, latents)
+    with pytest.raises(DamagedArtifact, match=r"no SDE trajectory .* \(drawn without generate.sde_noise\?\)"):
+        load_training_samples(plain.path, scored.path, to_tokens, trajectories=True)

@@ -27,6 +27,8 @@ class SampledImages:
     noise: torch.Tensor  # (B, n_tokens, token_dim): the initial noise, from each sample's seed
     seeds: list[int]
     plans: list[str] | None = None  # think-mode plans, when asked for
+    # SDE rollouts: x at every grid point (B, num_timesteps, n_tokens, token_dim), the noise first, the latents last
+    trajectory: torch.Tensor | None = None
 
 
 @runtime_checkable
@@ -34,6 +36,11 @@ class UnifiedModel(Protocol):
     def sample_images(self, prompts: list[str], seeds: list[int], height: int, width: int,
                       think: bool = False) -> SampledImages:
         """Draw one image per prompt; deterministic given the seeds."""
+
+    def sample_trajectories(self, prompts: list[str], seeds: list[int], height: int, width: int,
+                            noise_level: float, think: bool = False) -> SampledImages:
+        """Draw with stochastic (SDE) steps at `noise_level` (`srum.flow.sde_step`) and return each image's
+        trajectory too: the rollouts of a policy-gradient objective. Deterministic given the seeds."""
 
     def encode_images(self, images: list[Image.Image], seeds: list[int]) -> torch.Tensor:
         """Images → clean latents (B, C, h, w), as training encodes them (seeded where the encoder samples)."""

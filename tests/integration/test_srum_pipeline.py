@@ -123,6 +123,24 @@ def test_two_online_rounds_resume_after_kill_in_round_two(checkpoint, tmp_path):
         assert torch.equal(wa[k], wb[k]), k
 
 
+def test_flow_grpo_round_trains_on_its_sde_rollouts(checkpoint, tmp_path):
+    """objective.kind=flow_grpo end to end: the rollouts keep their trajectories (noise first, the latents last),
+    the policy ratio starts at 1 (nothing clipped, no drift at step 0) and the generation side moves."""
+    a = tmp_path / "a"
+    flags = ["generate.images_per_prompt=2", "generate.limit_per_category=1", "reward.source=oracle",
+             "objective.kind=flow_grpo", "objective.constraint=none", "objective.text_dropout=0",
+             "generate.sde_noise=0.7", "train.max_steps=4", "eval.prompts=null"]
+    done = run(command(checkpoint, a, 29640) + flags)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    chunk = load_file(str(a / "round1" / "generate" / "chunk_00000.safetensors"))
+    assert chunk["trajectory"].shape[:2] == (8, 4)  # 8 images × 4 grid points (generate.num_timesteps=4)
+    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
+    assert "clip_fraction=0 " in first and "kl=0 " in first
+    base = load_file(str(checkpoint / "model.safetensors"))
+    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
+    assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
+
+
 def test_damaged_reward_file_stops_with_one_line(checkpoint, tmp_path):
     """A reward map value no judge writes (1000) in a valid file: the rerun stops before training, in one line
     naming the file and the fix, instead of training a worse model and exiting 0."""

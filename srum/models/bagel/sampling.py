@@ -83,10 +83,16 @@ def denoise(
     text_uncond: KVCache | None = None,
     img_uncond: KVCache | None = None,
     trace: dict[str, list[torch.Tensor]] | None = None,
+    step_noise: torch.Tensor | None = None,
+    noise_level: float = 0.0,
+    path: list[torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run the Euler sampler from `noise` (B, h·w, C) to clean latent tokens (B, h·w, C), in float32.
 
-    `trace`, when given, collects per-step tensors (t, dt, x_t, v_cond, v_text_uncond, v).
+    With `step_noise` (B, steps, h·w, C) every step is instead the SDE step of `flow.sde_step` at `noise_level`,
+    taking its Gaussian part from `step_noise` (Flow-GRPO's rollouts). `path`, when given, receives x at every grid
+    point (the noise first, the clean latents last). `trace`, when given, collects per-step tensors (t, dt, x_t,
+    v_cond, v_text_uncond, v).
     """
     B = noise.shape[0]
     use_text = params.cfg_text_scale > 1.0 and text_uncond is not None
@@ -101,7 +107,9 @@ def denoise(
     timesteps, dts = flow.euler_schedule(params.num_timesteps, params.timestep_shift)
     lo, hi = params.cfg_interval
     x = noise.float()
-    for t, dt in zip(timesteps.tolist(), dts.tolist()):
+    if path is not None:
+        path.append(x.cpu())
+    for j, (t, dt) in enumerate(zip(timesteps.tolist(), dts.tolist())):
         guided = len(branches) > 1 and lo < t <= hi
         rows = n_rows if guided else B
         x_in = x.repeat(rows // B, 1, 1)  # every branch sees the same x_t
@@ -122,7 +130,13 @@ def denoise(
                              ("v_text_uncond", v_text if v_text is not None else torch.zeros_like(v_cond)),
                              ("v", v)):
                 trace.setdefault(key, []).append(val.clone())
-        x = x - v * dt
+        if step_noise is None:
+            x = x - v * dt
+        else:
+            mean, std = flow.sde_step(x, v, t, dt, noise_level, float(dts[0]))
+            x = mean + std * step_noise[:, j].to(x.device)
+        if path is not None:
+            path.append(x.cpu())
     return x
 
 

@@ -153,10 +153,23 @@ class BagelUnified:
         ids = generate_text(self.model, cache, self.max_think_tokens)
         return [self.tokenizer.decode(x, skip_special_tokens=True) for x in ids]
 
+    def step_noise(self, seeds: list[int], grid: tuple[int, int], steps: int) -> torch.Tensor:
+        """(B, steps, h·w, token_dim) Gaussian noise of SDE steps: each row continues its seed's generator after the
+        initial noise, so a rollout's start equals the ODE sampler's for the same seed."""
+        shape = (grid[0] * grid[1], self.config.patch_latent_dim)
+        out = []
+        for s in seeds:
+            g = torch.Generator().manual_seed(int(s))
+            torch.randn(shape, generator=g)  # the initial noise (initial_noise draws it alike)
+            out.append(torch.randn((steps, *shape), generator=g))
+        return torch.stack(out)
+
     @torch.no_grad()
-    def sample_latents(self, prompts: list[str], seeds: list[int], height: int, width: int,
-                       think: bool = False) -> tuple[torch.Tensor, torch.Tensor, list[str] | None]:
-        """Clean latents (B, C, h, w), the noise they came from, and the plans (think mode)."""
+    def sample_latents(self, prompts: list[str], seeds: list[int], height: int, width: int, think: bool = False,
+                       noise_level: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[str] | None,
+                                                         torch.Tensor | None]:
+        """Clean latents (B, C, h, w), the noise they came from, the plans (think mode) and, for SDE rollouts
+        (noise_level > 0), the trajectory (B, num_timesteps, h·w, token_dim): x at every grid point."""
         if len(prompts) != len(seeds):
             raise ValueError(f"{len(prompts)} prompts but {len(seeds)} seeds")
         grid = self.latent_grid(height, width)
@@ -171,11 +184,14 @@ class BagelUnified:
             text_uncond = self.model.empty_cache(len(prompts))
         # Text-to-image has no input image, so the image-unconditional context equals the conditional one.
         noise = self.initial_noise(seeds, grid)
+        path: list[torch.Tensor] | None = [] if noise_level > 0 else None
+        step_noise = self.step_noise(seeds, grid, self.guidance.num_timesteps - 1) if noise_level > 0 else None
         tokens = denoise(self.model, noise.to(self.model.device), grid, cond, self.guidance,
-                         text_uncond=text_uncond, img_uncond=cond)
+                         text_uncond=text_uncond, img_uncond=cond, step_noise=step_noise, noise_level=noise_level,
+                         path=path)
         p = self.config.latent_patch_size
         latents = torch.stack([unpatchify_latent(t, grid, p) for t in tokens.cpu()])
-        return latents, noise, plans
+        return latents, noise, plans, torch.stack(path, dim=1) if path is not None else None
 
     def encode_images(self, images: list[Image.Image], seeds: list[int]) -> torch.Tensor:
         """Images → clean latents (B, C, h, w) as BAGEL's training encodes them (a posterior sample per seed)."""
@@ -190,8 +206,14 @@ class BagelUnified:
 
     def sample_images(self, prompts: list[str], seeds: list[int], height: int, width: int,
                       think: bool = False) -> SampledImages:
-        latents, noise, plans = self.sample_latents(prompts, seeds, height, width, think=think)
+        latents, noise, plans, _ = self.sample_latents(prompts, seeds, height, width, think=think)
         return SampledImages(self.decode(latents), latents, noise, list(seeds), plans)
+
+    def sample_trajectories(self, prompts: list[str], seeds: list[int], height: int, width: int,
+                            noise_level: float, think: bool = False) -> SampledImages:
+        latents, noise, plans, trajectory = self.sample_latents(prompts, seeds, height, width, think=think,
+                                                                noise_level=noise_level)
+        return SampledImages(self.decode(latents), latents, noise, list(seeds), plans, trajectory)
 
     # ---- training-side calls ----------------------------------------------------------------
     def latents_to_tokens(self, latents: torch.Tensor) -> torch.Tensor:

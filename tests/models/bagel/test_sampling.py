@@ -123,3 +123,30 @@ def test_guided_velocity_is_the_samplers_step(tiny_unified):
                               atol=1e-5)
     m.guided_velocity(prompts, x_t, t, (2, 2)).square().sum().backward()
     assert m.model.llm2vae.weight.grad is not None and m.model.llm2vae.weight.grad.abs().sum() > 0
+
+
+def test_sde_rollout_steps_are_the_policy_training_recomputes(tiny_unified):
+    """Each recorded step of an SDE rollout is the training side's SDE mean (from `guided_velocity` at the recorded
+    x_t) plus std times that step's seeded noise, so the policy ratio starts at exactly 1; the rollout starts from
+    the ODE sampler's noise, its last point is the returned latents, and the same seed draws the same trajectory."""
+    from srum import flow
+
+    m = tiny_unified
+    m.guidance = GuidanceParams(num_timesteps=4, timestep_shift=2.0, cfg_text_scale=3.0, cfg_interval=(0.0, 1.0))
+    prompts, seeds = ["a red circle", "a blue square"], [5, 9]
+    out = m.sample_trajectories(prompts, seeds, 32, 32, noise_level=0.7)
+    path = out.trajectory
+    assert path.shape == (2, 4, 4, 64)
+    assert torch.equal(path[:, 0], m.initial_noise(seeds, (2, 2)))
+    assert torch.allclose(path[:, -1], m.latents_to_tokens(out.latents), atol=1e-6)
+    ts, dts = flow.euler_schedule(4, 2.0)
+    noise = m.step_noise(seeds, (2, 2), 3)
+    for j in range(3):
+        with torch.no_grad():
+            v = m.guided_velocity(prompts, path[:, j], ts[j].repeat(2), (2, 2))
+        mean, std = flow.sde_step(path[:, j], v, ts[j].repeat(2), dts[j].repeat(2), 0.7, float(dts[0]))
+        assert ((path[:, j + 1] - mean) / std - noise[:, j]).abs().max().item() < 1e-3
+    again = m.sample_trajectories(prompts[:1], seeds[:1], 32, 32, noise_level=0.7).trajectory
+    assert torch.allclose(again[0], path[0], atol=1e-5)  # one image alone draws what it drew in a batch
+    ode = m.sample_images(prompts, seeds, 32, 32)
+    assert (ode.latents - out.latents).abs().max() > 1e-2  # the steps' noise changed the image
