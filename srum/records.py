@@ -121,19 +121,24 @@ class GenerateFolder:
         return _rows(GenerateRow, read_json(self.marker(k), fix), self.marker(k), fix)
 
     def read_latents(self, k: int, n_rows: int, fix: str = REDO) -> torch.Tensor:
-        latents = read_tensors(self.latents_file(k), fix).get("latents")
+        return self._latents(read_tensors(self.latents_file(k), fix), k, n_rows, fix)
+
+    def read_latents_and_trajectory(self, k: int, n_rows: int, fix: str = REDO) -> tuple[torch.Tensor, torch.Tensor]:
+        """The chunk's latents and SDE trajectories (n_rows, grid points, n_tokens, token_dim), from one read of
+        its file (the trajectories are most of it)."""
+        tensors = read_tensors(self.latents_file(k), fix)
+        trajectory = tensors.get("trajectory")
+        if trajectory is None or trajectory.dim() != 4 or trajectory.shape[0] != n_rows:
+            raise DamagedArtifact(f"{self.latents_file(k)}: no SDE trajectory for each of the {n_rows} records (drawn "
+                                  f"without generate.sde_noise?); {fix}")
+        return self._latents(tensors, k, n_rows, fix), trajectory
+
+    def _latents(self, tensors: dict[str, torch.Tensor], k: int, n_rows: int, fix: str) -> torch.Tensor:
+        latents = tensors.get("latents")
         if latents is None or latents.shape[0] != n_rows:
             raise DamagedArtifact(f"{self.latents_file(k)}: no latents for each of the {n_rows} records"
                                   + f"; {fix}")
         return latents
-
-    def read_trajectory(self, k: int, n_rows: int, fix: str = REDO) -> torch.Tensor:
-        """The chunk's SDE trajectories (n_rows, grid points, n_tokens, token_dim)."""
-        trajectory = read_tensors(self.latents_file(k), fix).get("trajectory")
-        if trajectory is None or trajectory.dim() != 4 or trajectory.shape[0] != n_rows:
-            raise DamagedArtifact(f"{self.latents_file(k)}: no SDE trajectory for each of the {n_rows} records (drawn "
-                                  f"without generate.sde_noise?); {fix}")
-        return trajectory
 
 
 class ScoreFolder:

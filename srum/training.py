@@ -82,9 +82,12 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
         redo_all = (f"delete {gen.marker(k)}, {gen.latents_file(k)}, {judged} and {reward_file} and rerun "
                     "the same command: generate and judge redo that chunk")
         records = gen.read_rows(k, redo_all)
-        tokens = latents_to_tokens(gen.read_latents(k, len(records), redo_all))
+        if trajectories:
+            latents, paths = gen.read_latents_and_trajectory(k, len(records), redo_all)
+        else:
+            latents, paths = gen.read_latents(k, len(records), redo_all), None
+        tokens = latents_to_tokens(latents)
         maps = scored.read_maps(k, redo_judge)
-        paths = gen.read_trajectory(k, len(records), redo_all) if trajectories else None
         if paths is not None and paths.shape[2:] != tokens.shape[1:]:
             raise DamagedArtifact(f"{gen.latents_file(k)}: trajectory tokens {tuple(paths.shape[2:])} differ from the "
                                   f"latents' {tuple(tokens.shape[1:])}; {redo_all}")
