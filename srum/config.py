@@ -66,6 +66,7 @@ class ObjectiveKind(str, Enum):
     nft = "nft"  # DiffusionNFT: implicit positive/negative policies around the round's starting model
     best_of = "best_of"  # RAFT / expert iteration: plain flow matching on the best images of each prompt's group
     flow_grpo = "flow_grpo"  # Flow-GRPO: clipped policy gradient on the SDE steps of the rollouts' own trajectories
+    dpo = "dpo"  # Diffusion-DPO: preference pairs of each group's best and worst images against the round's start
 
 
 class Optimality(str, Enum):
@@ -312,7 +313,7 @@ class RewardConfig:
 class ObjectiveConfig:
     """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4), or a signed variant."""
 
-    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft | best_of | flow_grpo (ObjectiveKind)
+    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft | best_of | flow_grpo | dpo
     # anchor (official: unweighted flow matching to the same image, weight anchor_weight) | kl (velocity match to a
     # frozen copy, weight kl_weight) | none
     constraint: Constraint = Constraint.anchor
@@ -340,6 +341,12 @@ class ObjectiveConfig:
     keep_top: int = 1
     # flow_grpo: the policy ratio of each token's step is clipped to [1 − pg_clip, 1 + pg_clip] (PPO's trust region)
     pg_clip: float = 0.2
+    # dpo: β of the implicit reward β·(reference's error − model's error) on a pair (per image, errors averaged over
+    # tokens and channels as Diffusion-DPO averages them); a larger β saturates each pair sooner, nearer the start
+    dpo_beta: float = 2000.0
+    # dpo: preference pairs per prompt group: its j-th best image against its j-th worst for j < dpo_pairs (kept only
+    # where the better one's image reward is higher), so K/2 pairs use every image once
+    dpo_pairs: int = 1
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:
@@ -370,6 +377,16 @@ class ObjectiveConfig:
                 "objective.kind=flow_grpo trains the sampling policy on its own steps: it has no flow target for "
                 "objective.constraint=anchor and never drops the prompt; set objective.constraint=kl|none and "
                 f"objective.text_dropout=0 (got {self.constraint.value}, {self.text_dropout})")
+        _check_positive("objective.dpo_beta", self.dpo_beta)
+        if self.dpo_pairs < 1:
+            raise ConfigError(f"objective.dpo_pairs={self.dpo_pairs} must be >= 1 (preference pairs per prompt group)")
+        for key, default in (("dpo_beta", 2000.0), ("dpo_pairs", 1)):
+            if getattr(self, key) != default and self.kind != ObjectiveKind.dpo:
+                raise ConfigError(f"objective.{key}={getattr(self, key):g} is read by objective.kind=dpo only; "
+                                  f"got objective.kind={self.kind.value}")
+        if self.kind == ObjectiveKind.dpo and self.constraint == Constraint.anchor:
+            raise ConfigError("objective.kind=dpo with objective.constraint=anchor would also imitate each pair's "
+                              "worse image; set objective.constraint=none (the pair's reference term bounds it) or kl")
         if self.keep_top != 1 and self.kind != ObjectiveKind.best_of:
             raise ConfigError(f"objective.keep_top={self.keep_top} is read by objective.kind=best_of only; "
                               f"got objective.kind={self.kind.value}")
@@ -405,7 +422,9 @@ class TrainConfig:
     data_seed: int = 42  # seed of the per-epoch sample order
     save_every: int = 100  # steps between resume checkpoints; 0 = only at the end of a round
     max_bad_steps: int = 3  # steps with a non-finite or exploding grad norm tolerated before the run stops
-    explode_factor: float = 100.0  # a grad norm above this × the median of recent good steps is a bad step
+    # a grad norm above this × the median of recent good steps is a bad step (not with objective.kind=dpo, whose
+    # saturating pairs make gradient norms span orders of magnitude by design: there only non-finite steps count)
+    explode_factor: float = 100.0
     # DeepSpeed settings merged over the ones built from this section (e.g. {zero_optimization: {reduce_bucket_size:
     # 5e8}}, offload, communication tuning); batch sizes, optimizer and scheduler stay this section's.
     ds_config: dict[str, Any] = field(default_factory=dict)
@@ -535,7 +554,8 @@ class RunConfig:
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
-        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft, ObjectiveKind.best_of, ObjectiveKind.flow_grpo)
+        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft, ObjectiveKind.best_of, ObjectiveKind.flow_grpo,
+                  ObjectiveKind.dpo)
         if self.objective.kind in groups and self.generate.images_per_prompt < 2:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
@@ -558,14 +578,24 @@ class RunConfig:
         if self.objective.kind in groups and self.reward.source == "uniform":
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
-                "advantages (best_of: no image above its group's lowest) and no update; use objective.kind=official "
-                "for self-distillation")
+                "advantages (best_of: no image above its group's lowest; dpo: no pair) and no update; use "
+                "objective.kind=official for self-distillation")
         if self.objective.kind == ObjectiveKind.flow_grpo and (self.generate.sde_noise <= 0
                                                                 or self.train.replay_rounds > 1):
             raise ConfigError(
                 "objective.kind=flow_grpo needs the trajectories of SDE rollouts from the round's starting model (the "
                 "policy its ratios compare with): set generate.sde_noise > 0 (e.g. 0.7) and train.replay_rounds=1 "
                 f"(got {self.generate.sde_noise}, {self.train.replay_rounds})")
+        if self.objective.kind == ObjectiveKind.dpo and (2 * self.objective.dpo_pairs > k
+                                                         or self.train.micro_batch_size % 2):
+            raise ConfigError(
+                f"objective.kind=dpo pairs distinct images of a group and trains whole pairs: set objective.dpo_pairs "
+                f"<= generate.images_per_prompt/2 = {k // 2} and train.micro_batch_size even (got "
+                f"{self.objective.dpo_pairs}, {self.train.micro_batch_size})")
+        if self.objective.kind == ObjectiveKind.dpo and self.train.explode_factor != 100.0:
+            raise ConfigError(f"train.explode_factor={self.train.explode_factor:g} is not read by objective.kind=dpo "
+                              "(its pairs saturate, so gradient norms span orders of magnitude by design; only "
+                              "non-finite steps count as bad): leave it unset")
         if self.objective.keep_top >= k and self.objective.kind == ObjectiveKind.best_of:
             raise ConfigError(f"objective.keep_top={self.objective.keep_top} keeps every one of the "
                               f"generate.images_per_prompt={k} images of a group: set it below {k}")

@@ -124,6 +124,34 @@ def policy_gradient_loss(v_pred: torch.Tensor, v_old: torch.Tensor, step: SdeSte
     return loss, ((ratio - clipped).abs() > 0).float().mean()
 
 
+def dpo_loss(v_pred: torch.Tensor, v_ref: torch.Tensor, target: torch.Tensor, roles: torch.Tensor,
+             beta: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Diffusion-DPO (Wallace et al. 2023, "Diffusion Model Alignment Using Direct Preference Optimization",
+    arXiv 2311.12908) for flow matching. Rows alternate each pair's winner and loser (`roles` +1 / −1 on every
+    token: the weights objective_weights gives them), which share one timestep and noise. With e the image's
+    squared flow error averaged over its tokens and channels, for the trained and the frozen reference model (the
+    round's start),
+
+        L = −mean over pairs of log σ(−β/2 · [(e_w − e_w^ref) − (e_l − e_l^ref)]).
+
+    At the start (e = e^ref) its gradient is β/4·∇(e_w − e_l): flow matching towards the winner and away from the
+    loser. A pair stops pulling once the model prefers its winner by a margin of a few 2/β over the reference, which
+    bounds the update without another term. Returns the loss and the fraction of pairs whose implicit reward already
+    prefers the winner."""
+    _check_velocities(v_pred, v_ref, "v_ref")
+    _check_velocities(v_pred, target, "target")
+    if roles.shape != v_pred.shape[:2] or len(roles) % 2:
+        raise ValueError(f"roles has shape {tuple(roles.shape)}; expected (B, N) = {tuple(v_pred.shape[:2])} with B even")
+    sign = roles[:, 0].float()
+    if not (bool((sign[0::2] > 0).all()) and bool((sign[1::2] < 0).all())):
+        raise ValueError("dpo rows must alternate winner (role > 0) and loser (role < 0): batch whole pairs")
+    err = (v_pred.float() - target.float()).pow(2).mean((1, 2))
+    err_ref = (v_ref.detach().float() - target.float()).pow(2).mean((1, 2))
+    gain = err - err_ref  # (B,): how much worse than the reference the model fits each image
+    inside = -0.5 * beta * (gain[0::2] - gain[1::2])
+    return -torch.nn.functional.logsigmoid(inside).mean(), (inside > 0).float().mean()
+
+
 def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.Tensor, cfg: ObjectiveConfig,
               v_ref: torch.Tensor | None = None, target_good: torch.Tensor | None = None,
               step: SdeStep | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -133,7 +161,8 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.
     official map, or signed group advantages: srum.rewards.advantage); `nft` reads `weights` as optimality
     probabilities r ∈ [0, 1] and needs v_ref, the round's starting model, as DiffusionNFT's v_old; `flow_grpo` reads
     `weights` as signed advantages of the rollout's recorded `step` (no flow target: `target` is None) and needs
-    v_ref as the policy that drew it, and adds the metric `clip_fraction`.
+    v_ref as the policy that drew it, and adds the metric `clip_fraction`; `dpo` reads `weights` as pair roles
+    (rows alternate winner +1, loser −1), needs v_ref as its reference and adds the metric `pair_accuracy`.
 
     constraint=anchor: λ·mean((v − target_good)²) with λ = cfg.anchor_weight; target_good defaults to `target`,
     since official good == bad (§3.3), and then the total is exactly mean((R + λ)·e).
@@ -149,7 +178,7 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.
             "on the same x_t, t and prompt), or set objective.constraint=anchor|none"
         )
     extra = {}
-    if cfg.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo) and v_ref is None:
+    if cfg.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo, ObjectiveKind.dpo) and v_ref is None:
         raise ValueError(f"objective.kind={cfg.kind.value} needs the round's starting model's velocity: pass v_ref")
     if cfg.kind == ObjectiveKind.flow_grpo:
         if step is None:
@@ -159,6 +188,8 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.
         raise ValueError(f"objective.kind={cfg.kind.value} needs the flow target: pass target")
     elif cfg.kind == ObjectiveKind.nft:
         reward_term = nft_loss(v_pred, v_ref, target, weights, cfg.nft_beta)
+    elif cfg.kind == ObjectiveKind.dpo:
+        reward_term, extra["pair_accuracy"] = dpo_loss(v_pred, v_ref, target, weights, cfg.dpo_beta)
     else:
         reward_term = reward_weighted_flow_loss(v_pred, target, weights)
     kl = velocity_kl(v_pred, v_ref) if v_ref is not None else None

@@ -74,6 +74,9 @@ def _objective_settings(cfg: RunConfig) -> str:
         return ""
     if obj.kind == ObjectiveKind.best_of:
         return f" (the best {obj.keep_top} of K={k} per group by image reward, if above the group's lowest, at weight 1)"
+    if obj.kind == ObjectiveKind.dpo:
+        return (f" ({obj.dpo_pairs} pair(s) per group of K={k}: its j-th best image by image reward against its j-th "
+                f"worst, β={obj.dpo_beta}, against the round's start)")
     parts = [f"K={k} per group", f"std floor {obj.adv_std_floor}", f"clip ±{obj.adv_clip}"]
     if obj.kind == ObjectiveKind.nft:
         parts.append(f"β={obj.nft_beta}")
@@ -198,7 +201,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         samples = replay_samples(run_dir, r, cfg, unified.latents_to_tokens)
         train_dtype = resolve_dtype(cfg.train.dtype, device)
         wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
-                           or cfg.objective.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo))
+                           or cfg.objective.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo, ObjectiveKind.dpo))
         reference = None
         if wants_reference and cfg.train.lora_rank == 0:  # the frozen start of this round
             reference = frozen_reference(load_model(model_path, cfg, dist), cfg.train, dist, train_dtype)

@@ -21,7 +21,7 @@ from srum.config import ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
 from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
 from srum.engine import TrainEngine
 from srum.objectives import SdeStep, srum_loss
-from srum.rewards.advantage import best_in_group, group_advantages, optimality
+from srum.rewards.advantage import best_in_group, best_worst_pairs, group_advantages, optimality
 from srum.records import GenerateFolder, ScoreFolder
 from srum.utils.artifacts import DamagedArtifact, check_range
 from srum.utils.dist import DistInfo
@@ -45,9 +45,13 @@ def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[
     advantages (group_relative, and flow_grpo's per-token advantages of each step) or DiffusionNFT optimality
     probabilities (nft: from the group's advantages, or from the signed map itself with objective.optimality=map; at
     least ½ without the negative half). best_of returns only the images it keeps, each with weight 1 on every token
-    (plain flow matching on them)."""
+    (plain flow matching on them); dpo returns its preference pairs, winner (+1 on every token) then loser (−1)."""
     if cfg.kind == ObjectiveKind.official:
         return samples
+    if cfg.kind == ObjectiveKind.dpo:
+        pairs = best_worst_pairs([s.weights for s in samples], [s.group for s in samples], cfg.dpo_pairs)
+        return [dataclasses.replace(samples[i], weights=torch.full_like(samples[i].weights, role))
+                for pair in pairs for i, role in zip(pair, (1.0, -1.0))]
     if cfg.kind == ObjectiveKind.best_of:
         keep = best_in_group([s.weights for s in samples], [s.group for s in samples], cfg.keep_top)
         return [dataclasses.replace(s, weights=torch.ones_like(s.weights)) for s, k in zip(samples, keep) if k]
@@ -129,9 +133,15 @@ def _epoch_order(n: int, seed: int) -> tuple[int, ...]:
     return tuple(torch.randperm(n, generator=torch.Generator().manual_seed(seed)).tolist())
 
 
-def group_units(samples: list[TrainSample]) -> list[list[int]]:
-    """Each group's sample indices: runs of consecutive samples with one group key (a prompt's images are
-    consecutive jobs, and replayed rounds follow one another)."""
+def group_units(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[list[int]] | None:
+    """The units whose images share their draws in a micro-batch: dpo's pairs (consecutive winner and loser), or
+    with objective.group_noise each group's sample indices (runs of consecutive samples with one group key: a
+    prompt's images are consecutive jobs, and replayed rounds follow one another); None when every sample draws
+    its own."""
+    if cfg.kind == ObjectiveKind.dpo:
+        return [[i, i + 1] for i in range(0, len(samples), 2)]
+    if not cfg.group_noise:
+        return None
     units: list[list[int]] = []
     for i, s in enumerate(samples):
         if units and samples[units[-1][0]].group == s.group:
@@ -150,13 +160,14 @@ def _micro_generator(step: int, micro: int, cfg: RunConfig, dist: DistInfo) -> t
 def draw_batch(samples: list[TrainSample], units: list[list[int]] | None, step: int, micro: int, cfg: RunConfig,
                dist: DistInfo) -> tuple[list[TrainSample], torch.Tensor, torch.Tensor, torch.Tensor]:
     """This rank's micro-batch and its draws: timesteps t (B,), noise like the stacked x0 and prompt-dropout flags
-    (B,). With `units` (objective.group_noise) the micro-batch is whole groups, each sharing one draw of all three;
-    without, every sample has its own. Seeded by (seed, step, micro, rank) alone, so a resumed run draws alike."""
+    (B,). With `units` (group_units) the micro-batch is whole units, each sharing one draw of all three; without,
+    every sample has its own. Seeded by (seed, step, micro, rank) alone, so a resumed run draws alike."""
     if units is None:
         batch = [samples[i] for i in sample_indices(len(samples), step, micro, cfg, dist)]
         sizes = torch.ones(len(batch), dtype=torch.long)
     else:
-        per_micro = cfg.train.micro_batch_size // cfg.generate.images_per_prompt
+        size = 2 if cfg.objective.kind == ObjectiveKind.dpo else cfg.generate.images_per_prompt
+        per_micro = cfg.train.micro_batch_size // size
         picked = [units[u] for u in sample_indices(len(units), step, micro, cfg, dist, per_micro)]
         batch = [samples[i] for unit in picked for i in unit]
         sizes = torch.tensor([len(unit) for unit in picked])
@@ -198,11 +209,14 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
     device = engine.module.device if hasattr(engine.module, "device") else torch.device("cpu")
     obj = cfg.objective
     neutral = neutral_weight(obj)
-    guard = DivergenceGuard(cfg.train.max_bad_steps, cfg.train.explode_factor)
+    # dpo's pairs saturate (log σ of a growing margin): its gradient norms span orders of magnitude by design, so
+    # only non-finite steps count as bad there
+    explode = math.inf if obj.kind == ObjectiveKind.dpo else cfg.train.explode_factor
+    guard = DivergenceGuard(cfg.train.max_bad_steps, explode)
     finite = {"weights": True, "inputs": True}  # over the bad steps' batches, for the stop message
     bar = tqdm(range(start, steps), initial=start, total=steps, desc="train",
                disable=not (cfg.log.progress and dist.is_main), dynamic_ncols=True)
-    units = group_units(samples) if obj.group_noise else None
+    units = group_units(samples, obj)
     rollout = obj.kind == ObjectiveKind.flow_grpo  # trains the sampling (guided) policy on its recorded steps
     for step in bar:
         for micro in range(cfg.train.grad_accum_steps):

@@ -108,7 +108,7 @@ def test_group_noise_batches_whole_groups_that_share_their_draws():
     samples = [TrainSample(i, f"p{i // 4}", torch.zeros(3, 2), torch.zeros(3), ("color", i // 4)) for i in range(24)]
     cfg = _cfg("objective.kind=nft", "objective.constraint=none", "objective.group_noise=true",
                "generate.images_per_prompt=4", "train.micro_batch_size=8", "objective.text_dropout=0.5")
-    units = group_units(samples)
+    units = group_units(samples, cfg.objective)
     assert units == [[4 * p + k for k in range(4)] for p in range(6)]
     seen = []
     for step in range(3):  # 3 steps × 2 ranks × 2 groups = 12 groups = two epochs of 6
@@ -124,6 +124,7 @@ def test_group_noise_batches_whole_groups_that_share_their_draws():
     assert sorted(seen[:6]) == sorted(seen[6:]) == list(range(6))  # every group once per epoch
 
     plain = _cfg("objective.kind=nft", "objective.constraint=none", "train.micro_batch_size=8")
+    assert group_units(samples, plain.objective) is None
     batch, t, noise, _ = draw_batch(samples, None, 0, 0, plain, DistInfo(0, 1, 0, "gloo"))
     assert len({s.job // 4 for s in batch}) > 2 and len(set(t.tolist())) == 8  # per-sample draws otherwise
 

@@ -61,3 +61,20 @@ def best_in_group(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], keep
         for i in sorted(idx, key=lambda i: -rewards[i])[:keep_top]:  # sorted() is stable: ties keep job order
             keep[i] = rewards[i] > lowest
     return keep
+
+
+def best_worst_pairs(maps: Sequence[torch.Tensor], groups: Sequence[Hashable], n_pairs: int) -> list[tuple[int, int]]:
+    """Diffusion-DPO's preference pairs (winner, loser) within each group: its j-th best image by image reward
+    R_i = mean_x M_i(x) against its j-th worst, for j < n_pairs, each image in at most one pair; a pair is kept only
+    where the winner scores strictly higher (a tie prefers nothing). Groups in order of first appearance."""
+    if n_pairs < 1:
+        raise ValueError(f"n_pairs={n_pairs} must be >= 1")
+    pairs = []
+    for idx in _members(maps, groups):
+        rewards = {i: float(maps[i].float().mean()) for i in idx}
+        ranked = sorted(idx, key=lambda i: -rewards[i])  # stable: ties keep job order
+        for j in range(min(n_pairs, len(idx) // 2)):
+            win, lose = ranked[j], ranked[-1 - j]
+            if rewards[win] > rewards[lose]:
+                pairs.append((win, lose))
+    return pairs

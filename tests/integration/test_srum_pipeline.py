@@ -141,6 +141,21 @@ def test_flow_grpo_round_trains_on_its_sde_rollouts(checkpoint, tmp_path):
     assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
 
 
+def test_dpo_round_trains_on_best_against_worst_pairs(checkpoint, tmp_path):
+    """objective.kind=dpo end to end: the pairs start with no preference (−log σ(0) = log 2, the model equal to its
+    reference) and the generation side moves."""
+    a = tmp_path / "a"
+    flags = ["generate.images_per_prompt=2", "reward.source=oracle", "objective.kind=dpo", "objective.constraint=none",
+             "objective.dpo_beta=500", "train.max_steps=4", "eval.prompts=null"]
+    done = run(command(checkpoint, a, 29642) + flags)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
+    assert "reward_term=0.69315 " in first and "pair_accuracy=0 " in first and "kl=0 " in first, first
+    base = load_file(str(checkpoint / "model.safetensors"))
+    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
+    assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
+
+
 def test_damaged_reward_file_stops_with_one_line(checkpoint, tmp_path):
     """A reward map value no judge writes (1000) in a valid file: the rerun stops before training, in one line
     naming the file and the fix, instead of training a worse model and exiting 0."""
