@@ -343,7 +343,7 @@ class ObjectiveConfig:
     pg_clip: float = 0.2
     # dpo: β of the implicit reward β·(reference's error − model's error) on a pair (per image, errors averaged over
     # tokens and channels as Diffusion-DPO averages them); a larger β saturates each pair sooner, nearer the start
-    dpo_beta: float = 2000.0
+    dpo_beta: float = 200.0  # measured on ShapesWorld: 2000 gained nothing, 50 drifted 4× as far as 200
     # dpo: preference pairs per prompt group: its j-th best image against its j-th worst for j < dpo_pairs (kept only
     # where the better one's image reward is higher), so K/2 pairs use every image once
     dpo_pairs: int = 1
@@ -380,7 +380,7 @@ class ObjectiveConfig:
         _check_positive("objective.dpo_beta", self.dpo_beta)
         if self.dpo_pairs < 1:
             raise ConfigError(f"objective.dpo_pairs={self.dpo_pairs} must be >= 1 (preference pairs per prompt group)")
-        for key, default in (("dpo_beta", 2000.0), ("dpo_pairs", 1)):
+        for key, default in (("dpo_beta", 200.0), ("dpo_pairs", 1)):
             if getattr(self, key) != default and self.kind != ObjectiveKind.dpo:
                 raise ConfigError(f"objective.{key}={getattr(self, key):g} is read by objective.kind=dpo only; "
                                   f"got objective.kind={self.kind.value}")

@@ -141,7 +141,8 @@ def dpo_loss(v_pred: torch.Tensor, v_ref: torch.Tensor, target: torch.Tensor, ro
     _check_velocities(v_pred, v_ref, "v_ref")
     _check_velocities(v_pred, target, "target")
     if roles.shape != v_pred.shape[:2] or len(roles) % 2:
-        raise ValueError(f"roles has shape {tuple(roles.shape)}; expected (B, N) = {tuple(v_pred.shape[:2])} with B even")
+        raise ValueError(f"roles has shape {tuple(roles.shape)}; expected (B, N) = {tuple(v_pred.shape[:2])} "
+                         "with B even")
     sign = roles[:, 0].float()
     if not (bool((sign[0::2] > 0).all()) and bool((sign[1::2] < 0).all())):
         raise ValueError("dpo rows must alternate winner (role > 0) and loser (role < 0): batch whole pairs")
