@@ -68,6 +68,11 @@ class ObjectiveKind(str, Enum):
     flow_grpo = "flow_grpo"  # Flow-GRPO: clipped policy gradient on the SDE steps of the rollouts' own trajectories
     dpo = "dpo"  # Diffusion-DPO: preference pairs of each group's best and worst images against the round's start
 
+    @property
+    def needs_start(self) -> bool:
+        """Whether the objective compares the trained model with the round's starting model (a frozen copy)."""
+        return self in (ObjectiveKind.nft, ObjectiveKind.flow_grpo, ObjectiveKind.dpo)
+
 
 class Optimality(str, Enum):
     group = "group"  # DiffusionNFT's default: r from the advantage within the prompt's group
@@ -342,8 +347,9 @@ class ObjectiveConfig:
     # flow_grpo: the policy ratio of each token's step is clipped to [1 − pg_clip, 1 + pg_clip] (PPO's trust region)
     pg_clip: float = 0.2
     # dpo: β of the implicit reward β·(reference's error − model's error) on a pair (per image, errors averaged over
-    # tokens and channels as Diffusion-DPO averages them); a larger β saturates each pair sooner, nearer the start
-    dpo_beta: float = 200.0  # measured on ShapesWorld: 2000 gained nothing, 50 drifted 4× as far as 200
+    # tokens and channels as Diffusion-DPO averages them); a larger β saturates each pair sooner, nearer the start.
+    # 200 was measured on ShapesWorld: 2000 gained nothing, 50 drifted 4× as far
+    dpo_beta: float = 200.0
     # dpo: preference pairs per prompt group: its j-th best image against its j-th worst for j < dpo_pairs (kept only
     # where the better one's image reward is higher), so K/2 pairs use every image once
     dpo_pairs: int = 1
@@ -369,27 +375,26 @@ class ObjectiveConfig:
         if self.keep_top < 1:
             raise ConfigError(f"objective.keep_top={self.keep_top} must be >= 1 (images kept per prompt group)")
         _check_positive("objective.pg_clip", self.pg_clip)
-        if self.pg_clip != 0.2 and self.kind != ObjectiveKind.flow_grpo:
-            raise ConfigError(f"objective.pg_clip={self.pg_clip} is read by objective.kind=flow_grpo only; "
-                              f"got objective.kind={self.kind.value}")
+        _check_positive("objective.dpo_beta", self.dpo_beta)
+        if self.dpo_pairs < 1:
+            raise ConfigError(f"objective.dpo_pairs={self.dpo_pairs} must be >= 1 (preference pairs per prompt group)")
+        for key, reader in _READ_BY_ONE_KIND.items():
+            if getattr(self, key) != getattr(ObjectiveConfig, key) and self.kind != reader:  # set off its default
+                raise ConfigError(f"objective.{key}={getattr(self, key):g} is read by objective.kind={reader.value} "
+                                  f"only; got objective.kind={self.kind.value}")
         if self.kind == ObjectiveKind.flow_grpo and (self.constraint == Constraint.anchor or self.text_dropout > 0):
             raise ConfigError(
                 "objective.kind=flow_grpo trains the sampling policy on its own steps: it has no flow target for "
                 "objective.constraint=anchor and never drops the prompt; set objective.constraint=kl|none and "
                 f"objective.text_dropout=0 (got {self.constraint.value}, {self.text_dropout})")
-        _check_positive("objective.dpo_beta", self.dpo_beta)
-        if self.dpo_pairs < 1:
-            raise ConfigError(f"objective.dpo_pairs={self.dpo_pairs} must be >= 1 (preference pairs per prompt group)")
-        for key, default in (("dpo_beta", 200.0), ("dpo_pairs", 1)):
-            if getattr(self, key) != default and self.kind != ObjectiveKind.dpo:
-                raise ConfigError(f"objective.{key}={getattr(self, key):g} is read by objective.kind=dpo only; "
-                                  f"got objective.kind={self.kind.value}")
         if self.kind == ObjectiveKind.dpo and self.constraint == Constraint.anchor:
             raise ConfigError("objective.kind=dpo with objective.constraint=anchor would also imitate each pair's "
                               "worse image; set objective.constraint=none (the pair's reference term bounds it) or kl")
-        if self.keep_top != 1 and self.kind != ObjectiveKind.best_of:
-            raise ConfigError(f"objective.keep_top={self.keep_top} is read by objective.kind=best_of only; "
-                              f"got objective.kind={self.kind.value}")
+
+
+# objective settings that only one objective reads: set off their default under another, they are refused
+_READ_BY_ONE_KIND = {"keep_top": ObjectiveKind.best_of, "pg_clip": ObjectiveKind.flow_grpo,
+                     "dpo_beta": ObjectiveKind.dpo, "dpo_pairs": ObjectiveKind.dpo}
 
 
 @dataclass
@@ -554,9 +559,8 @@ class RunConfig:
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
-        groups = (ObjectiveKind.group_relative, ObjectiveKind.nft, ObjectiveKind.best_of, ObjectiveKind.flow_grpo,
-                  ObjectiveKind.dpo)
-        if self.objective.kind in groups and self.generate.images_per_prompt < 2:
+        grouped = self.objective.kind != ObjectiveKind.official  # every other objective compares a prompt's images
+        if grouped and self.generate.images_per_prompt < 2:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
                 f"generate.images_per_prompt >= 2 (e.g. 8), or objective.kind=official")
@@ -575,7 +579,7 @@ class RunConfig:
                 f"objective.group_noise=true needs objective.kind=group_relative|nft and train.micro_batch_size a "
                 f"multiple of generate.images_per_prompt={k} (whole groups per micro-batch); got "
                 f"objective.kind={self.objective.kind.value}, train.micro_batch_size={self.train.micro_batch_size}")
-        if self.objective.kind in groups and self.reward.source == "uniform":
+        if grouped and self.reward.source == "uniform":
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
                 "advantages (best_of: no image above its group's lowest; dpo: no pair) and no update; use "
@@ -592,7 +596,7 @@ class RunConfig:
                 f"objective.kind=dpo pairs distinct images of a group and trains whole pairs: set objective.dpo_pairs "
                 f"<= generate.images_per_prompt/2 = {k // 2} and train.micro_batch_size even (got "
                 f"{self.objective.dpo_pairs}, {self.train.micro_batch_size})")
-        if self.objective.kind == ObjectiveKind.dpo and self.train.explode_factor != 100.0:
+        if self.objective.kind == ObjectiveKind.dpo and self.train.explode_factor != TrainConfig.explode_factor:
             raise ConfigError(f"train.explode_factor={self.train.explode_factor:g} is not read by objective.kind=dpo "
                               "(its pairs saturate, so gradient norms span orders of magnitude by design; only "
                               "non-finite steps count as bad): leave it unset")

@@ -179,7 +179,7 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.
             "on the same x_t, t and prompt), or set objective.constraint=anchor|none"
         )
     extra = {}
-    if cfg.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo, ObjectiveKind.dpo) and v_ref is None:
+    if cfg.kind.needs_start and v_ref is None:
         raise ValueError(f"objective.kind={cfg.kind.value} needs the round's starting model's velocity: pass v_ref")
     if cfg.kind == ObjectiveKind.flow_grpo:
         if step is None:

@@ -201,7 +201,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         samples = replay_samples(run_dir, r, cfg, unified.latents_to_tokens)
         train_dtype = resolve_dtype(cfg.train.dtype, device)
         wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
-                           or cfg.objective.kind in (ObjectiveKind.nft, ObjectiveKind.flow_grpo, ObjectiveKind.dpo))
+                           or cfg.objective.kind.needs_start)
         reference = None
         if wants_reference and cfg.train.lora_rank == 0:  # the frozen start of this round
             reference = frozen_reference(load_model(model_path, cfg, dist), cfg.train, dist, train_dtype)
