@@ -25,7 +25,7 @@ from omegaconf.errors import (
 
 from srum.models.registry import BACKENDS  # names only; no model code is imported
 from srum.rewards.registry import MIX, SCORERS  # names only; no scorer is imported
-from srum.worlds.registry import WORLDS, is_world  # names only; no world is imported
+from srum.worlds.registry import WORLDS, is_world, world_for  # names only; no world is imported here
 from srum.utils.io import atomic_write_text
 DTYPES: tuple[str, ...] = ("auto", "float32", "bfloat16")
 LOG_LEVELS: tuple[str, ...] = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -294,6 +294,9 @@ class RewardConfig:
     missing_global_score: float = 0.0  # g used when an image has no global score
     use_masks: bool = False  # weight a region's mask pixels instead of its whole box (srum.md §5.6; official: boxes)
     use_regions: bool = True  # false: region scores are ignored (the global-reward-only ablation)
+    # reward.source=oracle: attributes the world's oracle does not check, e.g. [shape] (a diagnostic: reward only
+    # what the model can control; ShapesWorld: shape, color, texture, size)
+    oracle_ignore: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.source not in (*SCORERS, MIX):
@@ -307,6 +310,10 @@ class RewardConfig:
                                   "(uniform scores nothing, so it cannot be blended)")
             if not weight > 0:
                 raise ConfigError(f"reward.mix.{name}={weight} must be > 0")
+
+        if self.oracle_ignore and "oracle" not in self.scorers:
+            raise ConfigError(f"reward.oracle_ignore={list(self.oracle_ignore)} is read only by the oracle scorer: "
+                              f"set reward.source=oracle (got {self.source})")
 
     @property
     def scorers(self) -> list[str]:
@@ -768,6 +775,11 @@ def check_paths(cfg: RunConfig) -> None:
         check_model_folder(cfg.model)
     except FileNotFoundError as e:
         raise FileNotFoundError(f"model.path={cfg.model.path!r}: {e}") from None
+    if cfg.reward.oracle_ignore:  # the world knows its attributes: known only once it is imported
+        try:
+            world_for(cfg.generate.prompts).oracle_scorer(list(cfg.reward.oracle_ignore))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     if cfg.eval.prompts is not None and cfg.eval.categories:
         from srum.evaluation.benchmarks import load_prompt_source
 

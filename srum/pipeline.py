@@ -104,7 +104,9 @@ def plan(cfg: RunConfig, world_size: int) -> str:
                 if cfg.generate.source == GenerateSource.world else ""),
              f"reward: source {cfg.reward.source}" + (f" {dict(cfg.reward.mix)}" if cfg.reward.mix else "")
              + (" (the world's exact judge: an upper bound, not self-rewarding)" if "oracle" in cfg.reward.scorers
-                else "") + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
+                else "") + (f", the oracle not checking {', '.join(cfg.reward.oracle_ignore)}"
+                            if cfg.reward.oracle_ignore else "")
+             + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
              f"objective: {cfg.objective.kind.value}{_objective_settings(cfg)}"
              + (", on the guided velocity" if cfg.objective.guided else "")
              + f", constraint={cfg.objective.constraint.value}"

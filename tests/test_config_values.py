@@ -46,6 +46,7 @@ BAD_VALUES = {
     "eval.limit_per_category": "0", "eval.variants": "[]", "eval.judge": "clip", "eval.num_timesteps": "1",
     "eval.judge_max_new_tokens": "0", "eval.failure_score": "zero",
     "log.level": "LOUD", "log.every": "0", "output.keep_checkpoints": "0",
+    "reward.oracle_ignore": "[shape]",  # with the recipe's self reward; unknown attributes: test below
 }
 # Fields any value of their type suits (paths, names, seeds, switches, free numbers): only their type is checked.
 FREE = {
@@ -117,6 +118,13 @@ def test_eval_categories_are_checked_against_the_prompts_at_start():
         check_paths(cfg)
     check_paths(load_config(RECIPE, ["model.path=" + str(ROOT / "checkpoints" / "shapes-tiny"),
                                      "eval.categories=[color,spatial]"]))
+
+
+def test_oracle_ignore_is_checked_against_the_worlds_attributes_at_start():
+    base = ["model.path=" + str(ROOT / "checkpoints" / "shapes-tiny"), "reward.source=oracle"]
+    with pytest.raises(ConfigError, match=r"reward.oracle_ignore: \['colour'\] are not attributes the ShapesWorld"):
+        check_paths(load_config(RECIPE, [*base, "reward.oracle_ignore=[colour]"]))
+    check_paths(load_config(RECIPE, [*base, "reward.oracle_ignore=[shape,size]"]))
 
 
 def test_every_bad_value_of_a_recipe_file_is_reported(tmp_path):

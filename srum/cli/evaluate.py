@@ -81,6 +81,9 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--windows", type=int, default=None,
                     help="with --compare: paired deltas per window of N prompt indices per category too (an online "
                          "run with generate.limit_per_category=N trains on window w in round w + 1)")
+    ap.add_argument("--requirements", action="store_true",
+                    help="with --compare: the share of each kind of requirement met (a world's judge records them; "
+                         "ShapesWorld: objects by shape, relations by word, counts), paired against the first")
     ap.add_argument("--images-per-prompt", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="at most this many prompts per category")
     ap.add_argument("--seed", type=int, default=0)
@@ -192,8 +195,13 @@ def main() -> None:
     setup_logging(level="DEBUG" if args.verbose else "INFO")
     if args.windows is not None and (not args.compare or args.windows <= 0):
         raise SystemExit(f"evaluate.py: --windows {args.windows} needs --compare and a window size > 0")
+    if args.requirements and not args.compare:
+        raise SystemExit("evaluate.py: --requirements needs --compare (one or more evaluation folders)")
     if args.compare:
-        print(compare_scores(args.compare, args.out, args.windows), end="")
+        try:
+            print(compare_scores(args.compare, args.out, args.windows, args.requirements), end="")
+        except (FileNotFoundError, ValueError) as e:
+            raise SystemExit(f"evaluate.py: {e}") from None
         return
     if args.import_results is not None:
         rescore(args)

@@ -67,12 +67,14 @@ def markdown_table(runs: list[tuple[str, dict]], scale: float = 100.0, deltas: b
     return "\n".join(lines) + "\n"
 
 
-def compare_scores(paths: list[str | Path], out: Path | None = None, windows: int | None = None) -> str:
+def compare_scores(paths: list[str | Path], out: Path | None = None, windows: int | None = None,
+                   requirements: bool = False) -> str:
     """One Markdown table of several `scores.json` (files or their folders), deltas against the first; with
     `windows` = N, also the paired deltas per window of N prompt indices per category (window w holds the prompts an
     online run with generate.limit_per_category=N drew in round w + 1: trained against not-yet-trained prompts).
     An entry `A+B` pools the images of evaluations A and B of the same prompts (e.g. two evaluation seeds) into one
-    mean per prompt, which narrows the intervals."""
+    mean per prompt, which narrows the intervals. With `requirements`, also the share of each kind of requirement met
+    (`srum.evaluation.requirements`; a world's judge records them)."""
     runs, records = [], []
     for entry in paths:
         label, summary, recs = _compare_entry(entry)
@@ -91,9 +93,24 @@ def compare_scores(paths: list[str | Path], out: Path | None = None, windows: in
                 b = paired_bootstrap(*([r for r in rs if int(r["index"]) // windows == w] for rs in (records[0], rec)))
                 text += (f"  - window {w} (prompt indices {w * windows}–{(w + 1) * windows - 1}): {b['delta']:+.4f} "
                          f"[{b['lo']:+.4f}, {b['hi']:+.4f}] over {b['prompts']} prompts\n")
+    if requirements:
+        text += "\nRequirements met (%, per image; paired against the first):\n\n" + _requirements_text(runs, records)
     if out is not None:
         atomic_write_text(out, text)
     return text
+
+
+def _requirements_text(runs: list[tuple[str, dict]], records: list[list[dict] | None]) -> str:
+    """The requirement table, with the tags of the first evaluation's world (its kinds where it names none)."""
+    from srum.evaluation.requirements import kind_tag, requirement_table
+    from srum.worlds.registry import world_for
+
+    missing = [name for (name, _), recs in zip(runs, records) if recs is None]
+    if missing:
+        raise FileNotFoundError(f"--requirements: {missing[0]} has no images.json (per-image verdicts)")
+    world = world_for(runs[0][1].get("benchmark"))
+    tag_of = getattr(world, "requirement_tag", kind_tag) if world is not None else kind_tag
+    return requirement_table([(name, recs) for (name, _), recs in zip(runs, records)], tag_of)
 
 
 def _compare_entry(entry: str | Path) -> tuple[str, dict, list[dict] | None]:
@@ -121,7 +138,9 @@ def _compare_entry(entry: str | Path) -> tuple[str, dict, list[dict] | None]:
     records = [r for f in images for r in json.loads(f.read_text())]
     categories = category_scores(records)
     table, overall = composite_scores(categories)
-    return label, {"categories": categories, "table": table, "overall": overall, "n_images": len(records)}, records
+    benchmark = json.loads(paths[0].read_text()).get("benchmark")
+    return label, {"benchmark": benchmark, "categories": categories, "table": table, "overall": overall,
+                   "n_images": len(records)}, records
 
 
 def run_label(folder: str | Path) -> str:

@@ -44,7 +44,7 @@ def world_oracle(cfg: RunConfig, model: UnifiedModel) -> Scorer:
     world = world_for(cfg.generate.prompts)
     if world is None:  # load_config rejects this combination; kept for callers that build configs by hand
         raise ValueError(f"reward.source=oracle: generate.prompts={cfg.generate.prompts!r} has no world oracle")
-    return world.oracle_scorer()
+    return world.oracle_scorer(list(cfg.reward.oracle_ignore))
 
 
 def uniform(cfg: RunConfig, model: UnifiedModel) -> Scorer:

@@ -9,6 +9,8 @@ Optional hooks, for worlds whose tiny model was taught their questions (`launch/
 `--self-judge` say so when a world lacks them):
     understanding(model, prompts, seed) -> dict        the model's yes/no accuracy on renders of the prompts
     self_judge_auroc(model, out, records) -> dict      how well the model's own judgement separates correct images
+and, for `launch/evaluate.py --compare --requirements`, finer tags than the requirement's kind:
+    requirement_tag(text) -> str                        e.g. "object: circle" for "object: a yellow circle"
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ class World(Protocol):
     def truth(self, images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
         """The exact score in [0, 1] of each image for its prompt."""
 
-    def oracle_scorer(self) -> Scorer:
-        """A training-reward scorer that answers the self-judge's questions exactly (`reward.source=oracle`)."""
+    def oracle_scorer(self, ignore: Sequence[str] = ()) -> Scorer:
+        """A training-reward scorer that answers the self-judge's questions exactly (`reward.source=oracle`), not
+        checking the attributes `ignore` names (`reward.oracle_ignore`; ValueError for one it does not know)."""
 
     def render_truth(self, prompts: Sequence[str], seeds: Sequence[int], size: int) -> list[Image.Image]:
         """A correct image per prompt (`generate.source=world`: the supervised capacity reference)."""

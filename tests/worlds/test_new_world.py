@@ -66,7 +66,9 @@ class Oracle:
                 for im, p, regions in zip(images, prompts, regions_per_image)]
 
 
-def oracle_scorer():
+def oracle_scorer(ignore=()):
+    if ignore:
+        raise ValueError(f"reward.oracle_ignore: the dots oracle checks only the colour (got {list(ignore)})")
     return Oracle()
 
 

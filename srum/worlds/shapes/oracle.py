@@ -56,6 +56,8 @@ STRIPE_COHERENCE = 0.45
 CIRCLE_Q = 0.925  # measured on degraded renders: circles ≥ 0.93, squares ≤ 0.92, triangles ≤ 0.88
 CIRCLE_TAU = 0.12  # circles have no 3- or 4-fold moment; squares have τ4 ≥ 0.18, triangles τ3 ≥ 0.3 unless occluded
 
+ATTRIBUTES = ("shape", "color", "texture", "size")  # what a group may state and a parsed object has
+
 _PALETTE_HUES = np.array([colorsys.rgb_to_hsv(*PALETTE[c])[0] * 360 for c in COLORS], dtype=np.float32)
 
 
@@ -113,11 +115,12 @@ def category_means(scores: Sequence[float], categories: Sequence[str]) -> dict[s
     return {c: float(np.mean(v)) for c, v in out.items()}
 
 
-def explain(image, prompt: str | PromptSpec) -> Explanation:
-    """Parse the image and check every requirement of the prompt."""
+def explain(image, prompt: str | PromptSpec, ignore: frozenset[str] = frozenset()) -> Explanation:
+    """Parse the image and check every requirement of the prompt; attributes in `ignore` (of `ATTRIBUTES`) are not
+    checked: every parsed object has them as asked."""
     spec = parse_prompt(prompt) if isinstance(prompt, str) else prompt
     objects = parse_image(image)
-    cands = [[o for o in objects if _matches(o, g)] for g in spec.groups]
+    cands = [[o for o in objects if _matches(o, g, ignore)] for g in spec.groups]
     present = _assign(cands)
     results = []
     for req in requirements(spec):
@@ -131,14 +134,13 @@ def explain(image, prompt: str | PromptSpec) -> Explanation:
     return Explanation(sum(ok for _, ok in results) / len(results), results, objects)
 
 
-def fits_prompt(o: Detected, spec: PromptSpec) -> bool:
-    """Whether a parsed object is one the prompt asks for (all stated attributes of some group)."""
-    return any(_matches(o, g) for g in spec.groups)
+def fits_prompt(o: Detected, spec: PromptSpec, ignore: frozenset[str] = frozenset()) -> bool:
+    """Whether a parsed object is one the prompt asks for (all stated attributes of some group but `ignore`'s)."""
+    return any(_matches(o, g, ignore) for g in spec.groups)
 
 
-def _matches(o: Detected, g: Group) -> bool:
-    return (o.shape == g.shape and (g.color is None or o.color == g.color)
-            and (g.texture is None or o.texture == g.texture) and (g.size is None or o.size == g.size))
+def _matches(o: Detected, g: Group, ignore: frozenset[str] = frozenset()) -> bool:
+    return all(getattr(g, a) is None or a in ignore or getattr(o, a) == getattr(g, a) for a in ATTRIBUTES)
 
 
 def _assign(cands: list[list[Detected]]) -> list[bool]:

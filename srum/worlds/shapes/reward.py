@@ -9,6 +9,8 @@ no parsed object (background: neutral, as the judge's scale says).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from PIL import Image
 
 from srum.rewards.judge import Judgement
@@ -37,15 +39,23 @@ def region_verdict(region: Region, objects: list[oracle.Detected], fits: list[bo
 
 
 class OracleScorer:
-    """Scores images like `SelfJudge.judge`, from the exact oracle instead of the model."""
+    """Scores images like `SelfJudge.judge`, from the exact oracle instead of the model. `ignore` names attributes
+    (of `oracle.ATTRIBUTES`) it does not check (`reward.oracle_ignore`): a reward for what the model can control."""
+
+    def __init__(self, ignore: Sequence[str] = ()) -> None:
+        unknown = sorted(set(ignore) - set(oracle.ATTRIBUTES))
+        if unknown:
+            raise ValueError(f"reward.oracle_ignore: {unknown} are not attributes the ShapesWorld oracle checks; "
+                             f"expected some of {list(oracle.ATTRIBUTES)}")
+        self.ignore = frozenset(ignore)
 
     def judge(self, images: list[Image.Image], prompts: list[str],
               regions_per_image: list[list[Region]]) -> list[Judgement]:
         out = []
         for image, prompt, regions in zip(images, prompts, regions_per_image, strict=True):
             spec = parse_prompt(prompt)
-            explanation = oracle.explain(image, spec)
-            fits = [oracle.fits_prompt(o, spec) for o in explanation.objects]
+            explanation = oracle.explain(image, spec, self.ignore)
+            fits = [oracle.fits_prompt(o, spec, self.ignore) for o in explanation.objects]
             shape = (image.height, image.width)
             scores: list[float | None] = [region_verdict(r, explanation.objects, fits, shape) for r in regions]
             raw = [f"oracle={explanation.score:.3f}"] + [

@@ -14,7 +14,7 @@ from PIL import Image
 from srum.evaluation.benchmarks import PromptItem
 from srum.worlds.shapes import oracle
 from srum.worlds.shapes.grammar import CATEGORIES as CATEGORIES
-from srum.worlds.shapes.grammar import parse_prompt
+from srum.worlds.shapes.grammar import DEPTH, SPATIAL, parse_prompt
 from srum.worlds.shapes.layout import sample_scene
 from srum.worlds.shapes.render import render
 
@@ -34,10 +34,10 @@ def truth(images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
     return oracle.score_batch(images, prompts)
 
 
-def oracle_scorer():
+def oracle_scorer(ignore: Sequence[str] = ()):
     from srum.worlds.shapes.reward import OracleScorer
 
-    return OracleScorer()
+    return OracleScorer(ignore)
 
 
 def render_truth(prompts: Sequence[str], seeds: Sequence[int], size: int) -> list[Image.Image]:
@@ -87,3 +87,15 @@ def self_judge_auroc(model, out: Path, records: list[dict]) -> dict:
     from srum.worlds.shapes.understanding import judge_auroc
 
     return judge_auroc(model, out, records)
+
+
+def requirement_tag(requirement: str) -> str:
+    """`--compare --requirements`: an object by the shape asked (a colour is rarely what fails), a relation by its
+    family (spatial, depth, containment), a count as one tag."""
+    kind, _, text = requirement.partition(": ")
+    if kind == "object":
+        return f"object: {parse_prompt(text).groups[0].shape}"
+    if kind == "relation":
+        relation = parse_prompt(text).relation
+        return "relation: " + ("spatial" if relation in SPATIAL else "depth" if relation in DEPTH else "containment")
+    return kind

@@ -1,6 +1,7 @@
 """ShapesWorld's oracle as a reward source: its judgement builds the same map as hand-made scores."""
 
 import numpy as np
+import pytest
 import torch
 
 from srum.config import RegionsConfig, RewardConfig
@@ -32,6 +33,21 @@ def test_oracle_judgement_by_hand():
     # Requirements: the red circle (met), the green square (not met), the relation (not met: no green square).
     assert j.global_score == 2 * (1 / 3) - 1
     assert j.region_scores == [1.0, -1.0, 0.0]  # asked-for object, wrong object, background corner
+
+
+def test_oracle_ignoring_shape_takes_any_shape_of_the_asked_colour():
+    image = render(SCENE, 64)
+    red, blue = _box_of_colour(image, 0), _box_of_colour(image, 2)
+    regions = [Region(red, None, 1), Region(blue, None, 1)]
+    prompt = "a red triangle on the left of a blue circle"  # both colours right, both shapes wrong
+    (full,) = OracleScorer().judge([image], [prompt], [regions])
+    (blind,) = OracleScorer(["shape"]).judge([image], [prompt], [regions])
+    assert full.global_score == -1.0 and full.region_scores == [-1.0, -1.0]
+    assert blind.global_score == 1.0 and blind.region_scores == [1.0, 1.0]  # objects and relation met
+    (colourless,) = OracleScorer(["color"]).judge([image], [PROMPT], [regions])
+    assert colourless.global_score == 1.0 and colourless.region_scores == [1.0, 1.0]  # the blue square passes
+    with pytest.raises(ValueError, match=r"reward.oracle_ignore: \['colour'\] are not attributes"):
+        OracleScorer(["colour"])
 
 
 def test_oracle_source_builds_the_hand_map():
