@@ -83,7 +83,7 @@ def parse_args() -> argparse.Namespace:
                          "run with generate.limit_per_category=N trains on window w in round w + 1)")
     ap.add_argument("--requirements", action="store_true",
                     help="with --compare: the share of each kind of requirement met (a world's judge records them; "
-                         "ShapesWorld: objects by shape, relations by word, counts), paired against the first")
+                         "ShapesWorld: objects by shape, relations by family, counts), paired against the first")
     ap.add_argument("--images-per-prompt", type=int, default=1)
     ap.add_argument("--limit", type=int, default=None, help="at most this many prompts per category")
     ap.add_argument("--seed", type=int, default=0)

@@ -3,7 +3,7 @@
 A score averages everything a prompt asks for, so a change that helps one thing and hurts another, or a model that
 cannot draw one shape at all, hides in it. A world's evaluation judge records each image's requirements as
 `["kind: text", met]`; the tag is the kind, or a finer name from the world's optional `requirement_tag(text)` hook
-(ShapesWorld: the object's shape, the relation's word). Deltas are paired over prompts as `srum.evaluation.bootstrap`
+(ShapesWorld: the object's shape, the relation's family). Deltas are paired over prompts as `srum.evaluation.bootstrap`
 pairs scores: per prompt, the share of its tagged requirements met over its images.
 """
 
