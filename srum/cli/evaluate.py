@@ -77,7 +77,7 @@ def parse_args() -> argparse.Namespace:
                     help="judge --out's saved images again with the current judge (after a judge change); no generation")
     ap.add_argument("--compare", nargs="+", default=None,
                     help="scores.json files or folders: one table, deltas against the first; A+B pools the images of "
-                         "two evaluations of the same prompts (e.g. two seeds)")
+                         "two evaluations of the same prompts (e.g. two seeds); understanding accuracy where measured")
     ap.add_argument("--windows", type=int, default=None,
                     help="with --compare: paired deltas per window of N prompt indices per category too (an online "
                          "run with generate.limit_per_category=N trains on window w in round w + 1)")

@@ -73,14 +73,15 @@ def compare_scores(paths: list[str | Path], out: Path | None = None, windows: in
     `windows` = N, also the paired deltas per window of N prompt indices per category (window w holds the prompts an
     online run with generate.limit_per_category=N drew in round w + 1: trained against not-yet-trained prompts).
     An entry `A+B` pools the images of evaluations A and B of the same prompts (e.g. two evaluation seeds) into one
-    mean per prompt, which narrows the intervals. With `requirements`, also the share of each kind of requirement met
+    mean per prompt, which narrows the intervals. Evaluations run with --understanding add their understanding
+    accuracy, in points against the first. With `requirements`, also the share of each kind of requirement met
     (`srum.evaluation.requirements`; a world's judge records them)."""
     runs, records = [], []
     for entry in paths:
         label, summary, recs = _compare_entry(entry)
         runs.append((label, summary))
         records.append(recs)
-    text = markdown_table(runs)
+    text = markdown_table(runs) + _understanding_text(runs)
     if len(runs) > 1 and all(r is not None for r in records):
         from srum.evaluation.bootstrap import paired_bootstrap
 
@@ -98,6 +99,21 @@ def compare_scores(paths: list[str | Path], out: Path | None = None, windows: in
     if out is not None:
         atomic_write_text(out, text)
     return text
+
+
+def _understanding_text(runs: list[tuple[str, dict]]) -> str:
+    """The understanding accuracy of the evaluations that measured it (`--understanding`), against the first: the
+    judge a self-rewarding run trains with must not drift (issue 11: within 1 point of the base)."""
+    if not any("understanding" in s for _, s in runs):
+        return ""
+    ref = runs[0][1].get("understanding")
+    lines = ["", "Understanding (balanced yes/no accuracy on renders of the prompts; --understanding):", ""]
+    for i, (name, s) in enumerate(runs):
+        if "understanding" in s:
+            acc = s["understanding"]["balanced_accuracy"]
+            delta = f" ({100 * (acc - ref['balanced_accuracy']):+.1f} points)" if ref and i else ""
+            lines.append(f"- {name}: {acc:.3f}{delta} over {s['understanding']['n_questions']} questions")
+    return "\n".join(lines) + "\n"
 
 
 def _requirements_text(runs: list[tuple[str, dict]], records: list[list[dict] | None]) -> str:
@@ -138,9 +154,15 @@ def _compare_entry(entry: str | Path) -> tuple[str, dict, list[dict] | None]:
     records = [r for f in images for r in json.loads(f.read_text())]
     categories = category_scores(records)
     table, overall = composite_scores(categories)
-    benchmark = json.loads(paths[0].read_text()).get("benchmark")
-    return label, {"benchmark": benchmark, "categories": categories, "table": table, "overall": overall,
-                   "n_images": len(records)}, records
+    parts_summaries = [json.loads(p.read_text()) for p in paths]
+    pooled = {"benchmark": parts_summaries[0].get("benchmark"), "categories": categories, "table": table,
+              "overall": overall, "n_images": len(records)}
+    if all("understanding" in s for s in parts_summaries):  # equal yes and no counts per part: weight by questions
+        und = [s["understanding"] for s in parts_summaries]
+        n = sum(u["n_questions"] for u in und)
+        pooled["understanding"] = {"balanced_accuracy": sum(u["balanced_accuracy"] * u["n_questions"] for u in und) / n,
+                                   "n_questions": n}
+    return label, pooled, records
 
 
 def run_label(folder: str | Path) -> str:

@@ -127,3 +127,22 @@ def test_compare_pools_the_images_of_plus_joined_evaluations(tmp_path):
     assert "  - window 1 (prompt indices 2–3): +0.0000 [-0.2500, +0.2500] over 2 prompts" in text
     with pytest.raises(FileNotFoundError, match="pooling needs every part's images.json"):
         compare_scores([base, folder("r0", [0.5]) + "+" + folder("r2", [0.5], images=False)])
+
+
+def test_compare_reports_understanding_against_the_first_and_pools_it_by_questions(tmp_path):
+    def folder(name, accuracy=None, questions=100):
+        recs = [{"category": "color", "index": 0, "score": 0.5, "prompt": "p0", "file": "f0"}]
+        extra = {"understanding": {"balanced_accuracy": accuracy, "n_questions": questions}} if accuracy else None
+        write_scores(tmp_path / name, "shapes", "train", "ck", recs, extra)
+        return str(tmp_path / name)
+
+    text = compare_scores([folder("base", 0.85), folder("run", 0.8), folder("plain")])
+    assert "- base: 0.850 over 100 questions" in text
+    assert "- run: 0.800 (-5.0 points) over 100 questions" in text
+    section = text.split("Understanding")[1].split("Paired bootstrap")[0]
+    assert "plain" not in section  # not measured: left out, not shown as zero
+    # pooled: (0.85·100 + 0.9·300) / 400 = 0.8875 over 400 questions; the first, pooled, is the reference
+    text = compare_scores([folder("b0", 0.85) + "+" + folder("b1", 0.9, 300), folder("r", 0.8875, 400)])
+    assert "- b0+b1: 0.887 over 400 questions" in text  # 0.8875 rounds half to even
+    assert "- r: 0.887 (+0.0 points) over 400 questions" in text
+    assert "Understanding" not in compare_scores([folder("plain"), folder("plain2")])
