@@ -297,6 +297,12 @@ class RewardConfig:
     # reward.source=oracle: attributes the world's oracle does not check, e.g. [shape] (a diagnostic: reward only
     # what the model can control; ShapesWorld: shape, color, texture, size)
     oracle_ignore: list[str] = field(default_factory=list)
+    # drop images whose global score is below this (rejection sampling; with the oracle, 1.0 keeps only images that
+    # meet every requirement of the prompt they are trained on); null: keep them
+    min_global: float | None = None
+    # hindsight relabelling: attributes a prompt world may change in an image's prompt, e.g. [shape, relation]; the
+    # image is trained on the variant its judge scores best (srum.rewards.hindsight); []: its own prompt
+    hindsight: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.source not in (*SCORERS, MIX):
@@ -311,6 +317,11 @@ class RewardConfig:
             if not weight > 0:
                 raise ConfigError(f"reward.mix.{name}={weight} must be > 0")
 
+        if self.min_global is not None and not -1.0 <= self.min_global <= 1.0:
+            raise ConfigError(f"reward.min_global={self.min_global} must lie in the judge's range [-1, 1] (or null)")
+        if self.hindsight and self.source == "uniform":
+            raise ConfigError(f"reward.hindsight={list(self.hindsight)} chooses labels by their reward: "
+                              "reward.source=uniform scores nothing")
         if self.oracle_ignore and "oracle" not in self.scorers:
             raise ConfigError(f"reward.oracle_ignore={list(self.oracle_ignore)} is read only by the oracle scorer: "
                               f"set reward.source=oracle (got {self.source})")
@@ -586,6 +597,11 @@ class RunConfig:
                 f"objective.group_noise=true needs objective.kind=group_relative|nft and train.micro_batch_size a "
                 f"multiple of generate.images_per_prompt={k} (whole groups per micro-batch); got "
                 f"objective.kind={self.objective.kind.value}, train.micro_batch_size={self.train.micro_batch_size}")
+        if self.reward.hindsight and (grouped or self.generate.source == GenerateSource.world):
+            raise ConfigError(
+                f"reward.hindsight relabels the model's own images, each to its own best prompt: set "
+                f"objective.kind=official and generate.source=model (got {self.objective.kind.value}, "
+                f"{self.generate.source.value}; a group objective compares the images of one asked prompt)")
         if grouped and self.reward.source == "uniform":
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} with reward.source=uniform: equal rewards give zero "
@@ -778,6 +794,15 @@ def check_paths(cfg: RunConfig) -> None:
     if cfg.reward.oracle_ignore:  # the world knows its attributes: known only once it is imported
         try:
             world_for(cfg.generate.prompts).oracle_scorer(list(cfg.reward.oracle_ignore))
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+    if cfg.reward.hindsight:  # the world knows its attributes: known only once it is imported
+        world = world_for(cfg.generate.prompts)
+        if world is None or not hasattr(world, "prompt_variants"):
+            raise ConfigError(f"reward.hindsight needs a prompt world that can vary its prompts; "
+                              f"generate.prompts={cfg.generate.prompts!r} cannot")
+        try:
+            world.prompt_variants(world.prompts(cfg.generate.split, 1)[0].prompt, list(cfg.reward.hindsight))
         except ValueError as e:
             raise ConfigError(str(e)) from None
     if cfg.eval.prompts is not None and cfg.eval.categories:

@@ -9,6 +9,7 @@ Round r+1 starts from round r's export.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import gc
 import json
 import logging
@@ -106,7 +107,11 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              + (" (the world's exact judge: an upper bound, not self-rewarding)" if "oracle" in cfg.reward.scorers
                 else "") + (f", the oracle not checking {', '.join(cfg.reward.oracle_ignore)}"
                             if cfg.reward.oracle_ignore else "")
-             + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}",
+             + f", map {cfg.reward.map.value}, binarize={cfg.reward.binarize}"
+             + (f", images with a global score below {cfg.reward.min_global} dropped"
+                if cfg.reward.min_global is not None else "")
+             + (f", hindsight: each image trained on its best variant in {', '.join(cfg.reward.hindsight)}"
+                if cfg.reward.hindsight else ""),
              f"objective: {cfg.objective.kind.value}{_objective_settings(cfg)}"
              + (", on the guided velocity" if cfg.objective.guided else "")
              + f", constraint={cfg.objective.constraint.value}"
@@ -187,17 +192,20 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         device = rank_device(cfg.model.device, dist.local_rank)
         dtype = resolve_dtype(cfg.model.dtype, device)
         proposer = build_proposer(cfg.regions, device, dtype, cfg.generate.prompts)
+        variants = (functools.partial(world.prompt_variants, kinds=list(cfg.reward.hindsight))
+                    if cfg.reward.hindsight else None)
         score_stage(build_scorer(cfg, unified), proposer, cfg.reward, rd / "generate", rd / "score", grid, dist,
-                    cfg.log.progress, truth=world.truth if world is not None else None)
+                    cfg.log.progress, truth=world.truth if world is not None else None, variants=variants)
         dist.barrier()
         rows = judged_rows(rd / "score") if dist.is_main else []
-        truth = _round_truth(rows, run_dir, r, writer) if dist.is_main else {}
+        truth = _round_truth(rows, run_dir, r, writer, exact=cfg.reward.source == "oracle") if dist.is_main else {}
         totals = score_totals(rows) if dist.is_main else {}
         _stage_manifest(cfg, rd / "score", dist, round=r, **totals, reward_truth=truth,
                         quarantined=quarantined(rd / "score"))
         if writer is not None:
             writer.add_scalar("reward/global_mean", totals["global_sum"] / max(totals["images"], 1), r)
             writer.add_scalar("reward/kept_fraction", totals["kept"] / max(totals["images"], 1), r)
+            writer.add_scalar("reward/relabelled_fraction", totals["relabelled"] / max(totals["images"], 1), r)
             writer.add_scalar("judge/parse_failures", totals["parse_failures"], r)
 
         samples = replay_samples(run_dir, r, cfg, unified.latents_to_tokens)
@@ -265,9 +273,11 @@ def _evaluate_once(checkpoint: Path, cfg: RunConfig, round_dir: Path, dist: Dist
         dist.barrier()
 
 
-def _round_truth(rows: list[JudgeRow], run_dir: Path, r: int, writer) -> dict:
+def _round_truth(rows: list[JudgeRow], run_dir: Path, r: int, writer, exact: bool = False) -> dict:
     """This round's reward-vs-truth numbers (srum.evaluation.reward_truth) from its judged rows, logged, with a
-    hacking check over the rounds so far; {} when the prompt world has no exact judge."""
+    hacking check over the rounds so far; {} when the prompt world has no exact judge. `exact`: the reward is that
+    judge itself, which cannot be hacked; the check is skipped (with `reward.min_global` its kept images would all be
+    perfect, so any rise of their reward would read as hacking)."""
     from srum.evaluation.reward_truth import hacking_warning, reward_truth
 
     if not rows or all(row.truth is None for row in rows):
@@ -276,7 +286,7 @@ def _round_truth(rows: list[JudgeRow], run_dir: Path, r: int, writer) -> dict:
     out["truth_mean_all"] = sum(row.truth for row in rows) / len(rows)  # dropped images included
     history = [_read_json(run_dir / f"round{k}" / "score" / "manifest.json").get("reward_truth", {})
                for k in range(1, r)] + [out]
-    warning = hacking_warning(history)
+    warning = None if exact else hacking_warning(history)
     out["hacking_warning"] = warning
     logger.info("stage=reward_truth round=%d %s", r, " ".join(
         f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in out.items() if k != "hacking_warning"))

@@ -68,7 +68,8 @@ class GenerateRow:
 
 @dataclass(frozen=True)
 class JudgeRow:
-    """One judged image: its regions and scores, whether the reward rules kept it, and the truth where known."""
+    """One judged image: its regions and scores for its asked prompt, whether it is trained on (`kept`), the truth
+    where known, and the prompt hindsight relabelled it with, if any."""
 
     job: int
     prompt: str
@@ -79,8 +80,10 @@ class JudgeRow:
     boxes: list[list[int]]
     raw: list[str]
     parse_failures: int
-    reward: float | None  # mean of the image's reward map; None when dropped
+    reward: float | None  # mean of the image's reward map for its asked prompt; None when dropped
     truth: float | None  # the prompt world's exact score, recorded beside the reward, never trained on
+    trained_prompt: str | None = None  # hindsight relabelling's choice (reward.hindsight); None: the asked prompt
+    trained_reward: float | None = None  # mean of the map it is trained with under trained_prompt
 
 
 class GenerateFolder:

@@ -75,7 +75,7 @@ def neutral_weight(cfg: ObjectiveConfig) -> float:
 def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
                           trajectories: bool = False) -> list[TrainSample]:
     """Every kept (image, reward map) pair of a round, in job order (identical on every rank), with its SDE
-    trajectory when asked. Each file is checked as it is read (decodable, finite, reward maps within [-1, 1] and
+    trajectory when asked, under the prompt hindsight relabelled it with if it was. Each file is checked as it is read (decodable, finite, reward maps within [-1, 1] and
     one value per latent token); a damaged one stops the run naming the files to delete so the stages that wrote
     them redo that chunk."""
     gen, scored = GenerateFolder(generated), ScoreFolder(scored)
@@ -92,6 +92,7 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
             latents, paths = gen.read_latents(k, len(records), redo_all), None
         tokens = latents_to_tokens(latents)
         maps = scored.read_maps(k, redo_judge)
+        relabelled = {row.job: row.trained_prompt for row in scored.read_rows(k, redo_judge) if row.trained_prompt}
         if paths is not None and paths.shape[2:] != tokens.shape[1:]:
             raise DamagedArtifact(f"{gen.latents_file(k)}: trajectory tokens {tuple(paths.shape[2:])} differ from the "
                                   f"latents' {tuple(tokens.shape[1:])}; {redo_all}")
@@ -102,7 +103,8 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
                 if maps[key].shape != tokens[n].shape[:1]:
                     raise DamagedArtifact(f"{reward_file}: {key!r} has shape {tuple(maps[key].shape)}, expected "
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
-                samples.append(TrainSample(r.job, r.prompt, tokens[n], maps[key], (r.category, r.index),
+                samples.append(TrainSample(r.job, relabelled.get(r.job, r.prompt), tokens[n], maps[key],
+                                           (r.category, r.index),
                                            paths[n] if paths is not None else None))
     return sorted(samples, key=lambda s: s.job)
 

@@ -47,6 +47,7 @@ BAD_VALUES = {
     "eval.judge_max_new_tokens": "0", "eval.failure_score": "zero",
     "log.level": "LOUD", "log.every": "0", "output.keep_checkpoints": "0",
     "reward.oracle_ignore": "[shape]",  # with the recipe's self reward; unknown attributes: test below
+    "reward.min_global": "1.5",
 }
 # Fields any value of their type suits (paths, names, seeds, switches, free numbers): only their type is checked.
 FREE = {
@@ -59,6 +60,7 @@ FREE = {
     "train.activation_checkpointing", "train.seed", "train.data_seed", "eval.prompts", "eval.split", "eval.base",
     "eval.judge_path", "eval.seed", "log.tensorboard", "log.progress", "output.dir", "output.resume",
     "eval.categories",  # checked against the prompt source at start (check_paths): test below
+    "reward.hindsight",  # checked against the world's attributes at start: test below
 }
 FIELDS = {key: kind for key, kind, _, _ in schema_fields()}
 
@@ -125,6 +127,18 @@ def test_oracle_ignore_is_checked_against_the_worlds_attributes_at_start():
     with pytest.raises(ConfigError, match=r"reward.oracle_ignore: \['colour'\] are not attributes the ShapesWorld"):
         check_paths(load_config(RECIPE, [*base, "reward.oracle_ignore=[colour]"]))
     check_paths(load_config(RECIPE, [*base, "reward.oracle_ignore=[shape,size]"]))
+
+
+def test_hindsight_is_checked_against_the_worlds_attributes_and_the_objective():
+    base = ["model.path=" + str(ROOT / "checkpoints" / "shapes-tiny")]
+    with pytest.raises(ConfigError, match=r"reward.hindsight: \['colour'\] are not attributes a ShapesWorld prompt"):
+        check_paths(load_config(RECIPE, [*base, "reward.hindsight=[colour]"]))
+    check_paths(load_config(RECIPE, [*base, "reward.hindsight=[shape,relation]"]))
+    with pytest.raises(ConfigError, match=r"reward.hindsight relabels .* objective.kind=official"):
+        load_config(RECIPE, [*base, "reward.hindsight=[shape]", "objective.kind=nft", "objective.constraint=none",
+                             "generate.images_per_prompt=4"])
+    with pytest.raises(ConfigError, match=r"reward.hindsight=\['shape'\] chooses labels by their reward"):
+        load_config(RECIPE, [*base, "reward.hindsight=[shape]", "reward.source=uniform"])
 
 
 def test_every_bad_value_of_a_recipe_file_is_reported(tmp_path):

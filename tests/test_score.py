@@ -45,6 +45,7 @@ def test_ranks_share_chunks_and_totals_count_everything(tmp_path):
     assert [r.job for r in rows_judged] == list(range(5))
     assert all(r.truth == pytest.approx(1.0) and r.global_score == pytest.approx(1.0) for r in rows_judged)
     totals = score_totals(rows_judged)
-    assert totals == {"images": 5, "kept": sum(r.kept for r in rows_judged), "parse_failures": 0,
+    assert totals == {"images": 5, "kept": sum(r.kept for r in rows_judged), "relabelled": 0,
+                      "parse_failures": 0,
                       "global_sum": pytest.approx(5.0), "regions": sum(len(r.boxes) for r in rows_judged)}
     assert totals["kept"] == 5 and totals["regions"] >= 5

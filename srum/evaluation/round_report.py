@@ -109,6 +109,8 @@ def write_round_report(round_dir: Path, grid: tuple[int, int], max_images: int =
         g = "–" if r["global_score"] is None else f"{r['global_score']:+.2f}"
         extra = "" if r.get("truth") is None else f" · oracle {r['truth']:.2f}"
         extra += "" if r.get("reward") is None else f" · image reward {r['reward']:.2f}"
+        if r.get("trained_prompt"):  # hindsight relabelling: the reward map shown is the one for this prompt
+            extra += f"<br>trained as <b>{html.escape(r['trained_prompt'])}</b> · reward {r['trained_reward']:.2f}"
         cells.append(f"<figure><img src='report/{names[0]}'>{reward_img}<figcaption><b>{html.escape(r['prompt'])}"
                      f"</b> <i>({html.escape(r['category'])})</i><br>global {g} · regions [{regions}]{extra}"
                      "</figcaption></figure>")

@@ -132,8 +132,8 @@ def build_reward_map(judgement: Judgement, height: int, width: int, cfg: RewardC
     region scores.
 
     Returns None when the image is dropped, as the official formatter does (srum.md §1.5): its global score is
-    exactly 0 (with `drop_zero_global`; this includes text-mode global parse failures, which score 0.0), or it has
-    neither a global score nor any scored region. A missing global score uses `cfg.missing_global_score`. Regions
+    exactly 0 (with `drop_zero_global`; this includes text-mode global parse failures, which score 0.0), it is below
+    `min_global` (rejection sampling), or it has neither a global score nor any scored region. A missing global score uses `cfg.missing_global_score`. Regions
     whose score did not parse (None) are left out. Boxes are taken as given, in the judged image's pixels
     (official does not rescale them when the training transform resizes, §5.5).
     """
@@ -144,7 +144,7 @@ def build_reward_map(judgement: Judgement, height: int, width: int, cfg: RewardC
     if judgement.global_score is None and not scored:
         return None
     g = cfg.missing_global_score if judgement.global_score is None else judgement.global_score
-    if cfg.drop_zero_global and g == 0:
+    if (cfg.drop_zero_global and g == 0) or (cfg.min_global is not None and g < cfg.min_global):
         return None
     scores = [s for _, s in scored]
     if cfg.binarize and scores:

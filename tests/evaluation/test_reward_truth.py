@@ -29,3 +29,20 @@ def test_hacking_warning():
     hacked = [{"reward_mean": 0.2, "truth_mean": 0.3}, {"reward_mean": 0.3, "truth_mean": 0.29},
               {"reward_mean": 0.5, "truth_mean": 0.3}]
     assert "reward hacking" in hacking_warning(hacked)
+
+
+def test_an_exact_reward_is_never_called_hacked(tmp_path):
+    """Rounds whose kept images are all perfect (the oracle with reward.min_global=1) while their reward rises: a
+    judge-made reward would warn, the world's exact judge cannot be hacked."""
+    from srum.pipeline import _round_truth
+    from srum.records import JudgeRow
+    from srum.utils.io import atomic_write_json
+
+    atomic_write_json(tmp_path / "round1" / "score" / "manifest.json",
+                      {"reward_truth": {"reward_mean": 0.60, "truth_mean": 1.0}})
+    rows = [JudgeRow(j, "p", "f", True, 1.0, [], [], [], 0, reward=0.7, truth=1.0) for j in range(3)]
+    rows.append(JudgeRow(3, "p", "f", False, -1.0, [], [], [], 0, reward=None, truth=0.0))
+    judged = _round_truth(rows, tmp_path, 2, None)
+    assert judged["truth_mean"] == 1.0 and judged["truth_mean_all"] == pytest.approx(0.75)
+    assert "reward hacking" in judged["hacking_warning"]
+    assert _round_truth(rows, tmp_path, 2, None, exact=True)["hacking_warning"] is None

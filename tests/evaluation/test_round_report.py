@@ -41,7 +41,8 @@ def test_report_samples_every_category_and_has_a_colour_scale(tmp_path):
         name = GenerateFolder.image_name(job)
         records.append(GenerateRow(job, cat, job, f"p{job}", seed=job, file=name))
         rows.append(JudgeRow(job, f"p{job}", name, kept=True, global_score=0.5, region_scores=[0.5],
-                             boxes=[[0, 0, 8, 8]], raw=[], parse_failures=0, reward=0.7, truth=1.0))
+                             boxes=[[0, 0, 8, 8]], raw=[], parse_failures=0, reward=0.7, truth=1.0,
+                             trained_prompt="q0" if job == 0 else None, trained_reward=0.9 if job == 0 else None))
         maps[str(job)] = torch.full((4,), 0.7)
     GenerateFolder(rd / "generate").write_chunk(0, records, [Image.new("RGB", (16, 16), (200, 0, 0))] * 10,
                                                 torch.zeros(10, 4))
@@ -50,3 +51,4 @@ def test_report_samples_every_category_and_has_a_colour_scale(tmp_path):
     assert page.count("<i>(color)</i>") == 2 and page.count("<i>(spatial)</i>") == 2
     assert "report/scale.png" in page and (rd / "report" / "scale.png").is_file()
     assert "<h1>run · round1</h1>" in page
+    assert page.count("trained as") == 1 and "trained as <b>q0</b> · reward 0.90" in page  # hindsight's label

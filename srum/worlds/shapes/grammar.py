@@ -33,6 +33,8 @@ one for the relation. Groups in one prompt always differ in an attribute both st
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -285,6 +287,47 @@ _FAMILIES = {
     "3d_spatial": _depth_family, "numeracy": _numeracy_family, "non_spatial": _containment_family,
     "complex": _complex_family,
 }
+
+
+# ---------------------------------------------------------------------------------------------------- variants
+
+VARIANT_KINDS: tuple[str, ...] = ("shape", "color", "texture", "size", "relation", "count")
+
+
+def variants(spec: PromptSpec, kinds: Sequence[str]) -> list[PromptSpec]:
+    """`spec` first, then every prompt that differs from it only in the `kinds` named: each stated attribute of each
+    group in turn over its whole vocabulary, the relation within its family (spatial, depth, containment), each
+    stated count over 1..MAX_OBJECTS. Only prompts the grammar could ask (groups distinguishable, at most
+    MAX_OBJECTS objects), each meaning once. Hindsight relabelling (`reward.hindsight`) judges an image against all.
+
+    Raises:
+        ValueError: a kind not in VARIANT_KINDS.
+    """
+    unknown = sorted(set(kinds) - set(VARIANT_KINDS))
+    if unknown:
+        raise ValueError(f"reward.hindsight: {unknown} are not attributes a ShapesWorld prompt states; expected some "
+                         f"of {list(VARIANT_KINDS)}")
+    vocab = {"shape": SHAPES, "color": COLORS, "texture": TEXTURES, "size": SIZES,
+             "count": tuple(range(1, MAX_OBJECTS + 1))}
+    per_group = []
+    for g in spec.groups:
+        options = [g]
+        for kind in (k for k in kinds if k in vocab and getattr(g, k) is not None):
+            options = [replace(o, **{kind: v}) for o in options for v in vocab[kind]]
+        per_group.append(options)
+    relations: Sequence[str | None] = [spec.relation]
+    if "relation" in kinds and spec.relation is not None:
+        relations = next(f for f in (SPATIAL, DEPTH, CONTAINMENT) if spec.relation in f)
+    out, seen = [spec], {_canonical(spec)}
+    for groups in itertools.product(*per_group):
+        if not distinguishable(groups) or sum(g.n for g in groups) > MAX_OBJECTS:
+            continue
+        for relation in relations:
+            candidate = PromptSpec(tuple(groups), relation)
+            if _canonical(candidate) not in seen:
+                seen.add(_canonical(candidate))
+                out.append(candidate)
+    return out
 
 
 # ---------------------------------------------------------------------------------------------------- hard negatives

@@ -14,7 +14,7 @@ from PIL import Image
 from srum.evaluation.benchmarks import PromptItem
 from srum.worlds.shapes import oracle
 from srum.worlds.shapes.grammar import CATEGORIES as CATEGORIES
-from srum.worlds.shapes.grammar import DEPTH, SPATIAL, parse_prompt
+from srum.worlds.shapes.grammar import DEPTH, SPATIAL, parse_prompt, to_text, variants
 from srum.worlds.shapes.layout import sample_scene
 from srum.worlds.shapes.render import render
 
@@ -47,6 +47,13 @@ def render_truth(prompts: Sequence[str], seeds: Sequence[int], size: int) -> lis
         rng = np.random.default_rng(int(seed))
         out.append(render(sample_scene(parse_prompt(prompt), rng), size, rng))
     return out
+
+
+def prompt_variants(prompt: str, kinds: Sequence[str]) -> list[str]:
+    """`prompt` first, then every prompt of the language that differs only in the attributes `kinds` names (shape,
+    color, texture, size, relation, count): the labels hindsight relabelling chooses from (ValueError for an unknown
+    kind)."""
+    return [prompt] + [to_text(v) for v in variants(parse_prompt(prompt), kinds)[1:]]
 
 
 def judge_templates():
