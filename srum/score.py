@@ -86,8 +86,8 @@ def score_stage(judge: Scorer, proposer: RegionProposer, reward_cfg: RewardConfi
             stats["regions"] += len(j.regions)
         scored.write_chunk(k, rows, maps)
     logger.info("stage=judge rank=%d images=%d kept=%d relabelled=%d parse_failures=%d regions=%d mean_global=%.3f",
-                dist.rank, stats["images"], stats["kept"], stats["relabelled"], stats["parse_failures"], stats["regions"],
-                stats["global_sum"] / max(stats["images"], 1))
+                dist.rank, stats["images"], stats["kept"], stats["relabelled"], stats["parse_failures"],
+                stats["regions"], stats["global_sum"] / max(stats["images"], 1))
     return stats
 
 

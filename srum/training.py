@@ -75,9 +75,9 @@ def neutral_weight(cfg: ObjectiveConfig) -> float:
 def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
                           trajectories: bool = False) -> list[TrainSample]:
     """Every kept (image, reward map) pair of a round, in job order (identical on every rank), with its SDE
-    trajectory when asked, under the prompt hindsight relabelled it with if it was. Each file is checked as it is read (decodable, finite, reward maps within [-1, 1] and
-    one value per latent token); a damaged one stops the run naming the files to delete so the stages that wrote
-    them redo that chunk."""
+    trajectory when asked, under the prompt hindsight relabelled it with if it was. Each file is checked as it is
+    read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a damaged one stops the run
+    naming the files to delete so the stages that wrote them redo that chunk."""
     gen, scored = GenerateFolder(generated), ScoreFolder(scored)
     samples = []
     for k in gen.finished():

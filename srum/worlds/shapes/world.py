@@ -5,6 +5,7 @@ answers as a self-judge, and the evaluations that need the truth."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -23,10 +24,17 @@ IMAGE_SIZE = 64  # the canvas the renderer, the oracle and the tiny model are tu
 
 def prompts(split: str, limit: int | None = None, seed: int = 0) -> list[PromptItem]:
     """The prompts of a split (train / val / test) made from `seed`, `limit` per category."""
+    splits = _splits(seed)
+    return [PromptItem(c, i, p) for c in CATEGORIES for i, p in enumerate(splits[c][split][:limit])]
+
+
+@functools.lru_cache(maxsize=2)
+def _splits(seed: int) -> dict[str, dict[str, list[str]]]:
+    """Made once per process (about 4 s): the start-up check, the round's prompts and every round's evaluation read
+    the same splits. Callers copy what they take, never change it."""
     from srum.worlds.shapes.splits import make_splits
 
-    splits = make_splits(seed)
-    return [PromptItem(c, i, p) for c in CATEGORIES for i, p in enumerate(splits[c][split][:limit])]
+    return make_splits(seed)
 
 
 def truth(images: Sequence[Image.Image], prompts: Sequence[str]) -> np.ndarray:
