@@ -303,6 +303,10 @@ class RewardConfig:
     # hindsight relabelling: attributes a prompt world may change in an image's prompt, e.g. [shape, relation]; the
     # image is trained on the variant its judge scores best (srum.rewards.hindsight); []: its own prompt
     hindsight: list[str] = field(default_factory=list)
+    # with hindsight: re-weight the trained images so their labels' attribute values (the world's
+    # attribute_values) are as frequent as in the prompts asked, each ratio capped at this (srum.rewards.hindsight);
+    # null: no re-weighting
+    hindsight_balance: float | None = None
 
     def __post_init__(self) -> None:
         if self.source not in (*SCORERS, MIX):
@@ -322,6 +326,12 @@ class RewardConfig:
         if self.hindsight and self.source == "uniform":
             raise ConfigError(f"reward.hindsight={list(self.hindsight)} chooses labels by their reward: "
                               "reward.source=uniform scores nothing")
+        if self.hindsight_balance is not None and not self.hindsight:
+            raise ConfigError(f"reward.hindsight_balance={self.hindsight_balance} re-weights hindsight's labels: set "
+                              "reward.hindsight too (e.g. reward.hindsight=[shape])")
+        if self.hindsight_balance is not None and not self.hindsight_balance >= 1.0:
+            raise ConfigError(f"reward.hindsight_balance={self.hindsight_balance} caps an importance ratio: it must be "
+                              "≥ 1 (1: no re-weighting)")
         if self.oracle_ignore and "oracle" not in self.scorers:
             raise ConfigError(f"reward.oracle_ignore={list(self.oracle_ignore)} is read only by the oracle scorer: "
                               f"set reward.source=oracle (got {self.source})")
@@ -801,6 +811,9 @@ def check_paths(cfg: RunConfig) -> None:
         if world is None or not hasattr(world, "prompt_variants"):
             raise ConfigError(f"reward.hindsight needs a prompt world that can vary its prompts; "
                               f"generate.prompts={cfg.generate.prompts!r} cannot")
+        if cfg.reward.hindsight_balance is not None and not hasattr(world, "attribute_values"):
+            raise ConfigError(f"reward.hindsight_balance needs a prompt world that lists its prompts' attribute "
+                              f"values; generate.prompts={cfg.generate.prompts!r} cannot")
         try:
             world.prompt_variants(world.prompts(cfg.generate.split, 1)[0].prompt, list(cfg.reward.hindsight))
         except ValueError as e:

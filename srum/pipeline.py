@@ -254,8 +254,26 @@ def replay_samples(run_dir: Path, r: int, cfg: RunConfig, latents_to_tokens) -> 
         rd = run_dir / f"round{k}"
         loaded = load_training_samples(rd / "generate", rd / "score", latents_to_tokens,
                                        trajectories=cfg.objective.kind == ObjectiveKind.flow_grpo)
+        if cfg.reward.hindsight_balance is not None and loaded:
+            loaded = balance_labels(loaded, cfg, k)
         samples += objective_weights(loaded, cfg.objective)
     return samples
+
+
+def balance_labels(samples: list, cfg: RunConfig, r: int) -> list:
+    """reward.hindsight_balance: each image's map times its label's importance weight (within its own round)."""
+    from srum.rewards.hindsight import balance_weights, value_shares
+
+    values = functools.partial(world_for(cfg.generate.prompts).attribute_values, kinds=list(cfg.reward.hindsight))
+    asked, labels = [s.asked for s in samples], [s.prompt for s in samples]
+    weights = balance_weights(asked, labels, values, cfg.reward.hindsight_balance)
+    q, p, pw = (value_shares(asked, values), value_shares(labels, values),
+                value_shares(labels, values, weights))
+    shifted = sorted(q, key=lambda v: -abs(q[v] - p.get(v, 0.0)))[:6]
+    logger.info("round %d hindsight balance: weights %.2f-%.2f; value share asked / labels / weighted labels: %s", r,
+                min(weights), max(weights),
+                ", ".join(f"{v} {q[v]:.3f}/{p.get(v, 0.0):.3f}/{pw.get(v, 0.0):.3f}" for v in shifted))
+    return [dataclasses.replace(s, weights=s.weights * w) for s, w in zip(samples, weights)]
 
 
 def _evaluate_once(checkpoint: Path, cfg: RunConfig, round_dir: Path, dist: DistInfo, writer, r: int) -> None:

@@ -38,6 +38,7 @@ class TrainSample:
     weights: torch.Tensor  # (N,) reward map on the latent grid; per-token training weights after objective_weights
     group: tuple[str, int] = ("", -1)  # (category, index) of its prompt: the images one advantage compares
     trajectory: torch.Tensor | None = None  # (grid points, N, C): x along its SDE rollout (flow_grpo only)
+    asked: str = ""  # the prompt it was drawn for (`prompt` differs where hindsight relabelled it)
 
 
 def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[TrainSample]:
@@ -105,7 +106,7 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
                 samples.append(TrainSample(r.job, relabelled.get(r.job, r.prompt), tokens[n], maps[key],
                                            (r.category, r.index),
-                                           paths[n] if paths is not None else None))
+                                           paths[n] if paths is not None else None, r.prompt))
     return sorted(samples, key=lambda s: s.job)
 
 

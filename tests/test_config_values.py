@@ -48,6 +48,7 @@ BAD_VALUES = {
     "log.level": "LOUD", "log.every": "0", "output.keep_checkpoints": "0",
     "reward.oracle_ignore": "[shape]",  # with the recipe's self reward; unknown attributes: test below
     "reward.min_global": "1.5",
+    "reward.hindsight_balance": "0.5",  # also refused without reward.hindsight: test below
 }
 # Fields any value of their type suits (paths, names, seeds, switches, free numbers): only their type is checked.
 FREE = {
@@ -139,6 +140,9 @@ def test_hindsight_is_checked_against_the_worlds_attributes_and_the_objective():
                              "generate.images_per_prompt=4"])
     with pytest.raises(ConfigError, match=r"reward.hindsight=\['shape'\] chooses labels by their reward"):
         load_config(RECIPE, [*base, "reward.hindsight=[shape]", "reward.source=uniform"])
+    with pytest.raises(ConfigError, match=r"reward.hindsight_balance=3.0 re-weights hindsight's labels"):
+        load_config(RECIPE, [*base, "reward.hindsight_balance=3.0"])
+    check_paths(load_config(RECIPE, [*base, "reward.hindsight=[shape]", "reward.hindsight_balance=3.0"]))
 
 
 def test_every_bad_value_of_a_recipe_file_is_reported(tmp_path):

@@ -11,6 +11,7 @@ Optional hooks, for worlds whose tiny model was taught their questions (`launch/
     self_judge_auroc(model, out, records) -> dict      how well the model's own judgement separates correct images
 and, for hindsight relabelling (`reward.hindsight`), the prompts an image may be relabelled with:
     prompt_variants(prompt, kinds) -> list[str]        the prompt first, then those differing only in `kinds`
+    attribute_values(prompt, kinds) -> list[str]       e.g. ["shape=circle", "relation=left"] (reward.hindsight_balance)
 and, for `launch/evaluate.py --compare --requirements`, finer tags than the requirement's kind:
     requirement_tag(text) -> str                        e.g. "object: circle" for "object: a yellow circle"
 """

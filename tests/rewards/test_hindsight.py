@@ -10,7 +10,7 @@ import torch
 
 from srum.config import RewardConfig, load_config
 from srum.records import GenerateFolder, GenerateRow, ScoreFolder
-from srum.rewards.hindsight import relabel
+from srum.rewards.hindsight import balance_weights, relabel, value_shares
 from srum.rewards.judge import Judgement
 from srum.rewards.regions import build_proposer
 from srum.rewards.reward_map import build_reward_map
@@ -74,3 +74,46 @@ def test_score_stage_relabels_a_wrong_shape_and_training_reads_the_new_prompt(tm
     assert [(s.job, s.prompt) for s in samples] == [(0, TRUE), (1, TRUE)]
     maps = ScoreFolder(tmp_path / "score").read_maps(0)
     assert torch.equal(maps["0"], maps["1"])  # relabelled, it is judged exactly as the right prompt is
+
+
+def _words(prompt: str) -> list[str]:
+    return prompt.split()
+
+
+def test_balance_gives_the_labels_the_asked_shares_hand_computed():
+    # asked: c and s alike; labels: three s, one c → weights w_s = 2/3, w_c = 2 (3·w_s = w_c, mean 1)
+    w = balance_weights(["c", "c", "s", "s"], ["s", "s", "s", "c"], _words, cap=5.0)
+    assert w == pytest.approx([2 / 3, 2 / 3, 2 / 3, 2.0], abs=1e-5)
+    assert value_shares(["s", "s", "s", "c"], _words, w) == pytest.approx({"s": 0.5, "c": 0.5}, abs=1e-5)
+    assert balance_weights(["c", "s"], ["s", "c"], _words, cap=5.0) == pytest.approx([1.0, 1.0])  # already even
+    assert balance_weights(["c", "c", "s", "s"], ["s", "s", "s", "c"], _words, cap=1.0) == pytest.approx([1.0] * 4)
+
+
+def test_balance_matches_values_that_share_an_image_until_the_cap():
+    # asked: c and s alike; "c s" carries the labels' only c, so c's share can only reach ½ by silencing the lone squares: the cap stops them at
+    # 1/cap before the renormalisation; with mean 1 over three images, [3 − 2x, x, x] and x = ¼ after it
+    w = balance_weights(["c", "s", "c s"], ["c s", "s", "s"], _words, cap=4.0)
+    assert w == pytest.approx([2.5, 0.25, 0.25], abs=1e-4)
+    # an image without values keeps weight 1 before the renormalisation and the mean stays 1
+    w = balance_weights(["c", "c", "s", "s"], ["s", "s", "c", ""], _words, cap=5.0)
+    assert sum(w) / len(w) == pytest.approx(1.0) and w[0] == pytest.approx(w[1]) and w[2] > w[3] > w[0]
+    with pytest.raises(ValueError, match="cap=0.5 must be ≥ 1"):
+        balance_weights(["c"], ["c"], _words, cap=0.5)
+
+
+def test_training_maps_are_scaled_by_the_balance_of_their_round(caplog):
+    from srum.pipeline import balance_labels
+    from srum.training import TrainSample
+
+    cfg = load_config(RECIPE, ["model.path=unused", "reward.source=oracle", "reward.hindsight=[shape]",
+                               "reward.hindsight_balance=5.0"])
+    asked = ["a red circle", "a red circle", "a blue square", "a blue square"]
+    labels = ["a red square", "a red square", "a blue square", "a red circle"]  # what the four images show
+    samples = [TrainSample(j, label, torch.zeros(4, 2), torch.full((4,), 0.5), asked=a)
+               for j, (a, label) in enumerate(zip(asked, labels))]
+    with caplog.at_level("INFO", logger="srum.pipeline"):
+        out = balance_labels(samples, cfg, 1)
+    # shape=circle is half the asked shapes and a quarter of the labels': w_square = 2/3, w_circle = 2
+    assert torch.allclose(torch.stack([s.weights for s in out]),
+                          torch.tensor([[0.5 * w] * 4 for w in (2 / 3, 2 / 3, 2 / 3, 2)]), atol=1e-5)
+    assert [s.prompt for s in out] == labels and "shape=circle 0.500/0.250/0.500" in caplog.text

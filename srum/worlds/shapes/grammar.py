@@ -303,10 +303,7 @@ def variants(spec: PromptSpec, kinds: Sequence[str]) -> list[PromptSpec]:
     Raises:
         ValueError: a kind not in VARIANT_KINDS.
     """
-    unknown = sorted(set(kinds) - set(VARIANT_KINDS))
-    if unknown:
-        raise ValueError(f"reward.hindsight: {unknown} are not attributes a ShapesWorld prompt states; expected some "
-                         f"of {list(VARIANT_KINDS)}")
+    _check_kinds(kinds)
     vocab = {"shape": SHAPES, "color": COLORS, "texture": TEXTURES, "size": SIZES,
              "count": tuple(range(1, MAX_OBJECTS + 1))}
     per_group = []
@@ -327,6 +324,28 @@ def variants(spec: PromptSpec, kinds: Sequence[str]) -> list[PromptSpec]:
             if _canonical(candidate) not in seen:
                 seen.add(_canonical(candidate))
                 out.append(candidate)
+    return out
+
+
+def _check_kinds(kinds: Sequence[str]) -> None:
+    unknown = sorted(set(kinds) - set(VARIANT_KINDS))
+    if unknown:
+        raise ValueError(f"reward.hindsight: {unknown} are not attributes a ShapesWorld prompt states; expected some "
+                         f"of {list(VARIANT_KINDS)}")
+
+
+def stated_values(spec: PromptSpec, kinds: Sequence[str]) -> list[str]:
+    """"kind=value" for each attribute of `kinds` the prompt states: per group (a count only where a number is
+    stated), then its relation. Hindsight relabelling's balance (`reward.hindsight_balance`) counts these.
+
+    Raises:
+        ValueError: a kind not in VARIANT_KINDS.
+    """
+    _check_kinds(kinds)
+    out = [f"{kind}={getattr(g, kind)}" for g in spec.groups for kind in kinds
+           if kind in ("shape", "color", "texture", "size", "count") and getattr(g, kind) is not None]
+    if "relation" in kinds and spec.relation is not None:
+        out.append(f"relation={spec.relation}")
     return out
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from srum.evaluation.benchmarks import PromptItem
 from srum.worlds.shapes import oracle
 from srum.worlds.shapes.grammar import CATEGORIES as CATEGORIES
-from srum.worlds.shapes.grammar import DEPTH, SPATIAL, parse_prompt, to_text, variants
+from srum.worlds.shapes.grammar import DEPTH, SPATIAL, parse_prompt, stated_values, to_text, variants
 from srum.worlds.shapes.layout import sample_scene
 from srum.worlds.shapes.render import render
 
@@ -62,6 +62,12 @@ def prompt_variants(prompt: str, kinds: Sequence[str]) -> list[str]:
     color, texture, size, relation, count): the labels hindsight relabelling chooses from (ValueError for an unknown
     kind)."""
     return [prompt] + [to_text(v) for v in variants(parse_prompt(prompt), kinds)[1:]]
+
+
+def attribute_values(prompt: str, kinds: Sequence[str]) -> list[str]:
+    """The values the prompt states for `kinds`, e.g. ["shape=circle", "shape=square", "relation=left"]: what
+    `reward.hindsight_balance` evens out between asked prompts and labels."""
+    return stated_values(parse_prompt(prompt), kinds)
 
 
 def judge_templates():

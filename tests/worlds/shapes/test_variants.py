@@ -43,3 +43,12 @@ def test_the_world_hook_keeps_the_asked_text_first_and_refuses_unknown_kinds():
     assert world.prompt_variants("A red circle and a blue square.", ["shape"])[0] == "A red circle and a blue square."
     with pytest.raises(ValueError, match="reward.hindsight"):
         world.prompt_variants("a red circle", ["mood"])
+
+
+def test_attribute_values_are_what_the_prompt_states_group_by_group_then_the_relation():
+    assert world.attribute_values("two red circles and a blue square", ["shape", "count", "color"]) == [
+        "shape=circle", "count=2", "color=red", "shape=square", "color=blue"]  # "a" states no count
+    assert world.attribute_values("a circle on the left of a square", ["shape", "relation", "texture"]) == [
+        "shape=circle", "shape=square", "relation=left"]
+    with pytest.raises(ValueError, match=r"\['colour'\] are not attributes"):
+        world.attribute_values("a red circle", ["colour"])
