@@ -304,8 +304,8 @@ class RewardConfig:
     # image is trained on the variant its judge scores best (srum.rewards.hindsight); []: its own prompt
     hindsight: list[str] = field(default_factory=list)
     # with hindsight: re-weight the trained images so their labels' attribute values (the world's
-    # attribute_values) are as frequent as in the prompts asked, each ratio capped at this (srum.rewards.hindsight);
-    # null: no re-weighting
+    # attribute_values) are as frequent as in the prompts asked, each weight within [1/this, this] of their mean of
+    # 1 (srum.rewards.hindsight); null: no re-weighting
     hindsight_balance: float | None = None
 
     def __post_init__(self) -> None:
@@ -330,8 +330,8 @@ class RewardConfig:
             raise ConfigError(f"reward.hindsight_balance={self.hindsight_balance} re-weights hindsight's labels: set "
                               "reward.hindsight too (e.g. reward.hindsight=[shape])")
         if self.hindsight_balance is not None and not self.hindsight_balance >= 1.0:
-            raise ConfigError(f"reward.hindsight_balance={self.hindsight_balance} caps an importance ratio: it must be "
-                              "≥ 1 (1: no re-weighting)")
+            raise ConfigError(f"reward.hindsight_balance={self.hindsight_balance} bounds each weight to [1/c, c]: it "
+                              "must be ≥ 1 (1: no re-weighting)")
         if self.oracle_ignore and "oracle" not in self.scorers:
             raise ConfigError(f"reward.oracle_ignore={list(self.oracle_ignore)} is read only by the oracle scorer: "
                               f"set reward.source=oracle (got {self.source})")

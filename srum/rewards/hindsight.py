@@ -61,11 +61,11 @@ def balance_weights(asked: Sequence[str], labels: Sequence[str], values: Callabl
     `values(p)` lists the attribute values a prompt states (the world's `attribute_values`, e.g. "shape=circle" once
     per group). Raking (iterative proportional fitting, Deming and Stephan 1940): with q(v) a value's share among the
     asked prompts and p_w(v) its weighted share among the labels, each image's weight is multiplied by the geometric
-    mean of q(v)/p_w(v) over its label's values; the weights are then scaled and clipped to [1/cap, cap] so that their
-    mean is 1 (the loss keeps its scale), until they stop moving. An image stating several
-    values carries all of them, so a per-value ratio alone would leave a circle drawn beside a square as rare as
-    before; raking matches every marginal at once. Images whose label states no value keep weight 1 before the renormalisation; a value no
-    asked prompt states is driven to the floor.
+    mean of q(v)/p_w(v) over its label's values; the weights are then scaled and clipped to [1/cap, cap] so that
+    their mean is 1 (the loss keeps its scale), until they stop moving. An image stating several values carries all
+    of them, so a per-value ratio alone would leave a circle drawn beside a square as rare as before; raking matches
+    every marginal at once, as far as the cap allows. An image whose label states no value is moved by the scaling
+    only; a value no asked prompt states drives its images to the floor.
     """
     if len(asked) != len(labels):
         raise ValueError(f"{len(asked)} asked prompts but {len(labels)} labels")

@@ -90,11 +90,11 @@ def test_balance_gives_the_labels_the_asked_shares_hand_computed():
 
 
 def test_balance_matches_values_that_share_an_image_until_the_cap():
-    # asked: c and s alike; "c s" carries the labels' only c, so c's share can only reach ½ by silencing the lone squares: the cap stops them at
-    # 1/cap before the renormalisation; with mean 1 over three images, [3 − 2x, x, x] and x = ¼ after it
+    # asked: c and s alike; "c s" carries the labels' only c, so c's share could reach ½ only by silencing the lone
+    # s images: the cap stops them at x = 1/cap = ¼, and the mean of 1 over three images gives "c s" 3 − 2x = 2.5
     w = balance_weights(["c", "s", "c s"], ["c s", "s", "s"], _words, cap=4.0)
     assert w == pytest.approx([2.5, 0.25, 0.25], abs=1e-4)
-    # an image without values keeps weight 1 before the renormalisation and the mean stays 1
+    # an image without values is moved by the scaling only, and the mean stays 1
     w = balance_weights(["c", "c", "s", "s"], ["s", "s", "c", ""], _words, cap=5.0)
     assert sum(w) / len(w) == pytest.approx(1.0) and w[0] == pytest.approx(w[1]) and w[2] > w[3] > w[0]
     with pytest.raises(ValueError, match="cap=0.5 must be ≥ 1"):
