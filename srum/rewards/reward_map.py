@@ -134,8 +134,8 @@ def build_reward_map(judgement: Judgement, height: int, width: int, cfg: RewardC
     Returns None when the image is dropped, as the official formatter does (srum.md §1.5): its global score is
     exactly 0 (with `drop_zero_global`; this includes text-mode global parse failures, which score 0.0), it is below
     `min_global` (rejection sampling), or it has neither a global score nor any scored region. A missing global score
-    uses `cfg.missing_global_score`. Regions whose score did not parse (None) are left out. Boxes are taken as given, in the judged image's pixels
-    (official does not rescale them when the training transform resizes, §5.5).
+    uses `cfg.missing_global_score`. Regions whose score did not parse (None) are left out. Boxes are taken as
+    given, in the judged image's pixels (official does not rescale them when the training transform resizes, §5.5).
     """
     if cfg.source == "uniform":  # self-distillation: every image, every token, weight 1
         return torch.ones(grid[0] * grid[1], device=device) if grid else torch.ones(height, width, device=device)
