@@ -87,5 +87,6 @@ def main() -> None:
         print(f"\n{name}: images with a wrong variant: " + ", ".join(f"{a.kind} {a.n}" for a in gaps)
               + f" of {len(prompts)}")
 
+
 if __name__ == "__main__":
     main()

@@ -264,7 +264,9 @@ def balance_labels(samples: list, cfg: RunConfig, r: int) -> list:
     """reward.hindsight_balance: each image's map times its label's importance weight (within its own round)."""
     from srum.rewards.hindsight import balance_weights, value_shares
 
-    values = functools.partial(world_for(cfg.generate.prompts).attribute_values, kinds=list(cfg.reward.hindsight))
+    # parsed once per distinct prompt: a round's K images share their asked prompt, and each list is read 3 times
+    values = functools.cache(functools.partial(world_for(cfg.generate.prompts).attribute_values,
+                                               kinds=list(cfg.reward.hindsight)))
     asked, labels = [s.asked for s in samples], [s.prompt for s in samples]
     weights = balance_weights(asked, labels, values, cfg.reward.hindsight_balance)
     q, p, pw = (value_shares(asked, values), value_shares(labels, values),

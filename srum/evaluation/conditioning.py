@@ -63,13 +63,16 @@ def attribute_gaps(model, x0: torch.Tensor, prompts: Sequence[str], wrong: dict[
                 noise = torch.randn(x.shape, generator=g)
                 x_t, target = flow.interpolate(x, noise, t), flow.velocity_target(x, noise)
 
-                def error(ps: list[str]) -> torch.Tensor:
-                    return (model.velocity(ps, x_t, t, grid).float().cpu() - target).pow(2).mean(dim=(1, 2))
+                def error(rows: list[int], ps: list[str]) -> torch.Tensor:
+                    r = torch.tensor(rows)
+                    return (model.velocity(ps, x_t[r], t[r], grid).float().cpu() - target[r]).pow(2).mean(dim=(1, 2))
 
-                base = error(own)
+                base = error(list(range(len(own))), own)
                 for kind, picks in wrong.items():
-                    alt = [p if p is not None else o for p, o in zip(picks[sl], own)]
-                    gaps[kind][sl] += (error(alt) - base) / repeats
+                    rows = [j for j, p in enumerate(picks[sl]) if p is not None]  # an image without one adds nothing
+                    if rows:
+                        alt = error(rows, [picks[sl][j] for j in rows])
+                        gaps[kind][i + torch.tensor(rows)] += (alt - base[rows]) / repeats
     out = []
     for kind, picks in wrong.items():
         has = torch.tensor([p is not None for p in picks])

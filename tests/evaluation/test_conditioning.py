@@ -30,15 +30,15 @@ def test_wrong_variants_skip_the_ones_the_image_meets():
 
 
 class ExactModel:
-    """Knows each image's clean tokens, so its velocity under the own prompt is the exact target; a wrong prompt
-    adds `offset[prompt]` to every channel, costing exactly offset² of squared error."""
+    """Knows each image's clean tokens (by the prompts it is scored under, `image_of`), so its velocity under the
+    own prompt is the exact target; a wrong prompt adds `offset[prompt]` to every channel, costing exactly offset²
+    of squared error."""
 
-    def __init__(self, x0: torch.Tensor, own: list[str], offset: dict[str, float]):
-        self.x0, self.own, self.offset = x0, own, offset
+    def __init__(self, x0: torch.Tensor, image_of: dict[str, int], offset: dict[str, float]):
+        self.x0, self.image_of, self.offset = x0, image_of, offset
 
     def velocity(self, prompts, x_t, t, grid):
-        rows = [self.own.index(p) if p in self.own else None for p in prompts]
-        idx = [r if r is not None else i for i, r in enumerate(rows)]  # a batch's rows are its images, in order
+        idx = [self.image_of[p] for p in prompts]
         exact = (x_t - (1 - t[:, None, None]) * self.x0[idx]) / t[:, None, None] - self.x0[idx]
         return exact + torch.tensor([self.offset.get(p, 0.0) for p in prompts])[:, None, None]
 
@@ -46,8 +46,9 @@ class ExactModel:
 def test_gap_is_the_squared_offset_and_images_without_a_variant_are_left_out():
     own = ["a red circle", "a blue square", "a green triangle"]
     x0 = torch.randn(3, 4, 8, generator=torch.Generator().manual_seed(0))
-    model = ExactModel(x0, own, {"a blue circle": 0.5, "a red square": 0.0})
     wrong = {"color": ["a blue circle", "a red square", None]}
+    image_of = {"a red circle": 0, "a blue circle": 0, "a blue square": 1, "a red square": 1, "a green triangle": 2}
+    model = ExactModel(x0, image_of, {"a blue circle": 0.5, "a red square": 0.0})
     (gap,) = attribute_gaps(model, x0, own, wrong, (2, 2), repeats=3, batch_size=2)
     # image 0: 0.25 extra error, image 1: none, image 2: no variant
     assert gap.n == 2 and gap.gap == pytest.approx(0.125, abs=1e-5)
@@ -55,8 +56,9 @@ def test_gap_is_the_squared_offset_and_images_without_a_variant_are_left_out():
 
 
 def test_cli_prints_a_row_per_checkpoint():
-    out = subprocess.run([sys.executable, "launch/conditioning.py", "checkpoints/shapes-tiny", "checkpoints/shapes-tiny",
-                          "--benchmark", "shapes", "--limit", "1", "--kinds", "color", "--repeats", "1"],
+    out = subprocess.run([sys.executable, "launch/conditioning.py", "checkpoints/shapes-tiny",
+                          "checkpoints/shapes-tiny", "--benchmark", "shapes", "--limit", "1", "--kinds", "color",
+                          "--repeats", "1"],
                          cwd=ROOT, capture_output=True, text=True, check=True).stdout
     rows = [line for line in out.splitlines() if line.startswith("| checkpoints/shapes-tiny | rendered")]
     assert len(rows) == 2 and "(+0.0000)" in rows[1]  # the same model, the same draws: a paired difference of 0

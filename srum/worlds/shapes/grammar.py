@@ -343,7 +343,7 @@ def stated_values(spec: PromptSpec, kinds: Sequence[str]) -> list[str]:
     """
     _check_kinds(kinds)
     out = [f"{kind}={getattr(g, kind)}" for g in spec.groups for kind in kinds
-           if kind in ("shape", "color", "texture", "size", "count") and getattr(g, kind) is not None]
+           if kind != "relation" and getattr(g, kind) is not None]
     if "relation" in kinds and spec.relation is not None:
         out.append(f"relation={spec.relation}")
     return out
