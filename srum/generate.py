@@ -17,7 +17,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
-from srum.config import GenerateConfig
+from srum.config import GenerateConfig, GenerateSource
 from srum.evaluation.benchmarks import PromptItem
 from srum.models.interface import SampledImages, UnifiedModel
 from srum.records import GenerateFolder, GenerateRow, chunk_count, owned
@@ -74,10 +74,13 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
                                                think=cfg.think)
         else:
             result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think)
+        latents = result.latents
+        if cfg.reencode and cfg.source == GenerateSource.model:  # renders come encoded
+            latents = model.encode_images(result.images, seeds)
         plans = result.plans or [None] * len(chunk)
         rows = [dataclasses.replace(job, file=folder.image_name(job.job), plan=plan)
                 for job, plan in zip(chunk, plans, strict=True)]
-        folder.write_chunk(k, rows, result.images, result.latents, result.trajectory)
+        folder.write_chunk(k, rows, result.images, latents, result.trajectory)
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
                 len(mine) - len(todo))
     return len(todo)

@@ -138,3 +138,34 @@ def test_a_damaged_judgement_is_quarantined_and_judged_again(tmp_path):
     assert judge.judged == 6 and quarantined(tmp_path / "s") == 1  # chunk 0 judged again, chunk 1 kept
     assert sorted(p.name for p in (tmp_path / "s" / "quarantine").iterdir()) == [
         "chunk_00000.json", "chunk_00000.safetensors"]
+
+
+def test_reencode_trains_on_the_autoencoder_encoding_of_each_saved_png(tiny_checkpoint, tmp_path):
+    """generate.reencode=true: each chunk's latents are the model's encoding of the PNG written beside them (seeded
+    by the image's seed, so the same file gives the same latent), not the sampler's own final latents."""
+    import torch
+    from PIL import Image
+
+    from srum.config import GenerateConfig
+    from srum.evaluation.benchmarks import PromptItem
+    from srum.generate import generate_stage
+    from srum.models.bagel.unified import BagelUnified
+    from srum.records import GenerateFolder
+    from srum.utils.dist import DistInfo
+
+    model = BagelUnified.from_pretrained(tiny_checkpoint)
+    model.set_sampling(num_timesteps=3)
+    items = [PromptItem("color", i, p) for i, p in enumerate(["a red circle", "a blue square"])]
+    dist = DistInfo(0, 1, 0, None)
+    for reencode in (False, True):
+        cfg = GenerateConfig(prompts="shapes", resolution=16, batch_size=2, seed=3, think=False, reencode=reencode)
+        generate_stage(model, items, cfg, tmp_path / str(reencode), dist, progress=False)
+    raw, enc = GenerateFolder(tmp_path / "False"), GenerateFolder(tmp_path / "True")
+    rows = enc.read_rows(0)
+    assert [r.seed for r in rows] == [3, 4] and rows == raw.read_rows(0)
+    pngs = [Image.open(enc.path / r.file).convert("RGB") for r in rows]
+    assert all((enc.path / r.file).read_bytes() == (raw.path / r.file).read_bytes() for r in rows)  # same pictures
+    expected = model.encode_images(pngs, [r.seed for r in rows])
+    assert torch.equal(enc.read_latents(0, 2), expected)
+    sampled = raw.read_latents(0, 2)
+    assert sampled.shape == expected.shape and not torch.allclose(sampled, expected, atol=1e-2)
