@@ -35,6 +35,6 @@ def latent_gap(latents: torch.Tensor, images: Sequence, seeds: Sequence[int],
     dims = (0, 2, 3)
     noise = (s1 - s2).pow(2).mean(dims) / 2  # σ² per channel
     mean_var = (s1.var(dims) - noise).mean()
-    return LatentGap(len(images), noise.clamp(min=0).sqrt().tolist(), float(mean_var),
+    return LatentGap(len(images), noise.sqrt().tolist(), float(mean_var),
                      float(((z - s1).pow(2).mean(dims) - noise).mean() / mean_var),
                      float(noise.mean() / mean_var))
