@@ -1,6 +1,7 @@
 """Rollout cost of online rounds: the generate stage's images per second against a one-prompt-at-a-time loop like
-the official inferencer's (same model, same prompts and seeds, interleaved in one run), and what fewer denoising
-steps for rollouts cost in reward (ShapesWorld oracle on the same prompts and seeds).
+the official inferencer's and against itself with generate.reencode=true (same model, same prompts and seeds,
+interleaved in one run), and what fewer denoising steps for rollouts cost in reward (ShapesWorld oracle on the same
+prompts and seeds).
 
     OMP_NUM_THREADS=2 python benchmarks/rollout.py [--checkpoint checkpoints/shapes-tiny] [--prompts 64]
         [--steps 31,16,11] [--repeats 2]
@@ -9,6 +10,7 @@ steps for rollouts cost in reward (ShapesWorld oracle on the same prompts and se
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import tempfile
 import time
@@ -42,9 +44,9 @@ def main() -> None:
     cfg = GenerateConfig(prompts="shapes", think=False, resolution=64, batch_size=args.batch, seed=1000)
     one = DistInfo(rank=0, world_size=1, local_rank=0, backend=None)
 
-    def stage() -> None:  # the real generate stage: batched, chunks written to disk
+    def stage(reencode: bool = False) -> None:  # the real generate stage: batched, chunks written to disk
         with tempfile.TemporaryDirectory() as tmp:
-            generate_stage(model, items, cfg, Path(tmp), one, progress=False)
+            generate_stage(model, items, dataclasses.replace(cfg, reencode=reencode), Path(tmp), one, progress=False)
 
     def one_by_one() -> None:  # the official inferencer's loop: one prompt, one forward pass per step, per call
         for p, s in zip(prompts, seeds):
@@ -56,15 +58,17 @@ def main() -> None:
         return time.perf_counter() - t0
 
     stage(), one_by_one()  # warm-up
-    t_stage, t_loop = [], []
-    for _ in range(args.repeats):  # interleaved: both see the same machine state
+    t_stage, t_loop, t_re = [], [], []
+    for _ in range(args.repeats):  # interleaved: all see the same machine state
         t_stage.append(timed(stage))
         t_loop.append(timed(one_by_one))
+        t_re.append(timed(lambda: stage(reencode=True)))
     n = len(prompts)
-    s_stage, s_loop = statistics.median(t_stage), statistics.median(t_loop)
+    s_stage, s_loop, s_re = statistics.median(t_stage), statistics.median(t_loop), statistics.median(t_re)
     print(f"{n} images of 64 px, {base['num_timesteps']} grid points, {torch.get_num_threads()} threads")
     print(f"generate stage (batch {args.batch}): {n / s_stage:6.2f} images/s")
     print(f"one prompt at a time:        {n / s_loop:6.2f} images/s   -> stage is {s_loop / s_stage:.2f}x faster")
+    print(f"stage with generate.reencode: {n / s_re:6.2f} images/s   -> {s_re / s_stage - 1:+.1%} time")
 
     print(f"\n{'grid points':>11} {'images/s':>9} {'oracle':>7} {'vs first':>9}")
     ref = None
