@@ -458,6 +458,10 @@ class TrainConfig:
     activation_checkpointing: bool = True
     seed: int = 4396  # per-rank seed = seed * world_size + rank
     data_seed: int = 42  # seed of the per-epoch sample order
+    # train on a fresh draw from each encoded image's autoencoder posterior at every step, as BAGEL's training
+    # re-encodes every image it loads (needs generate.reencode=true or generate.source=world); false: the one drawn
+    # at generate time, from the image's seed
+    fresh_posterior: bool = False
     save_every: int = 100  # steps between resume checkpoints; 0 = only at the end of a round
     max_bad_steps: int = 3  # steps with a non-finite or exploding grad norm tolerated before the run stops
     # a grad norm above this × the median of recent good steps is a bad step (not with objective.kind=dpo, whose
@@ -638,6 +642,12 @@ class RunConfig:
             raise ConfigError(f"train.explode_factor={self.train.explode_factor:g} is not read by objective.kind=dpo "
                               "(its pairs saturate, so gradient norms span orders of magnitude by design; only "
                               "non-finite steps count as bad): leave it unset")
+        if self.train.fresh_posterior and not (self.generate.reencode or self.generate.source == GenerateSource.world):
+            raise ConfigError("train.fresh_posterior=true draws from the posterior of each image's encoding: set "
+                              "generate.reencode=true (or generate.source=world), or train.fresh_posterior=false")
+        if self.train.fresh_posterior and self.objective.kind == ObjectiveKind.flow_grpo:
+            raise ConfigError("train.fresh_posterior=true is not read by objective.kind=flow_grpo (it trains the "
+                              "recorded SDE steps, not clean latents): set train.fresh_posterior=false")
         if self.objective.keep_top >= k and self.objective.kind == ObjectiveKind.best_of:
             raise ConfigError(f"objective.keep_top={self.objective.keep_top} keeps every one of the "
                               f"generate.images_per_prompt={k} images of a group: set it below {k}")

@@ -42,7 +42,9 @@ class WorldRenders:
         if height != width:
             raise ValueError(f"world renders are square; got {height}x{width}")
         images = self.render(prompts, seeds, height)
-        return SampledImages(images, self.model.encode_images(images, seeds), torch.zeros(len(images), 0), list(seeds))
+        posterior = self.model.encode_posteriors(images)
+        return SampledImages(images, posterior.sample(seeds), torch.zeros(len(images), 0), list(seeds),
+                             posterior=posterior)
 
 
 def jobs_of(items: list[PromptItem], images_per_prompt: int, seed: int) -> list[GenerateRow]:
@@ -74,13 +76,14 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
                                                think=cfg.think)
         else:
             result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think)
-        latents = result.latents
-        if cfg.reencode and cfg.source == GenerateSource.model:  # renders come encoded
-            latents = model.encode_images(result.images, seeds)
+        latents, posterior = result.latents, result.posterior  # renders come encoded
+        if cfg.reencode and cfg.source == GenerateSource.model:
+            posterior = model.encode_posteriors(result.images)
+            latents = posterior.sample(seeds)
         plans = result.plans or [None] * len(chunk)
         rows = [dataclasses.replace(job, file=folder.image_name(job.job), plan=plan)
                 for job, plan in zip(chunk, plans, strict=True)]
-        folder.write_chunk(k, rows, result.images, latents, result.trajectory)
+        folder.write_chunk(k, rows, result.images, latents, result.trajectory, posterior)
     logger.info("stage=generate rank=%d chunks_done=%d chunks_skipped=%d", dist.rank, len(todo),
                 len(mine) - len(todo))
     return len(todo)

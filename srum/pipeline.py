@@ -253,7 +253,8 @@ def replay_samples(run_dir: Path, r: int, cfg: RunConfig, latents_to_tokens) -> 
     for k in range(max(1, r - cfg.train.replay_rounds + 1), r + 1):
         rd = run_dir / f"round{k}"
         loaded = load_training_samples(rd / "generate", rd / "score", latents_to_tokens,
-                                       trajectories=cfg.objective.kind == ObjectiveKind.flow_grpo)
+                                       trajectories=cfg.objective.kind == ObjectiveKind.flow_grpo,
+                                       posteriors=cfg.train.fresh_posterior)
         if cfg.reward.hindsight_balance is not None and loaded:
             loaded = balance_labels(loaded, cfg, k)
         samples += objective_weights(loaded, cfg.objective)

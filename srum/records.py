@@ -4,7 +4,8 @@ each chunk, and their atomic writing and checked reading.
 A round folder holds `generate/chunk_K.json` (one `GenerateRow` per image), `generate/chunk_K.safetensors` (the
 images' clean latents) and `generate/images/JOB.png`, then `score/judge/chunk_K.json` (one `JudgeRow` per image) and
 `score/reward/chunk_K.safetensors` (the kept images' reward maps on the latent grid, keyed by job). SDE rollouts
-(`generate.sde_noise`) also keep each image's trajectory in the chunk's `.safetensors`. Chunk K holds
+(`generate.sde_noise`) also keep each image's trajectory in the chunk's `.safetensors`, encoded images
+(`generate.reencode`, renders) the autoencoder posterior their latent was drawn from. Chunk K holds
 jobs [K·B, (K+1)·B); rank r owns the chunks K ≡ r (mod world size); a chunk is finished once its `.json` exists,
 which is written after everything else of the chunk, so a killed run redoes only unfinished chunks.
 """
@@ -20,6 +21,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
+from srum.models.posterior import Posterior
 from srum.utils.artifacts import REDO, DamagedArtifact, read_json, read_tensors
 from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_path, atomic_write_json, inside
@@ -108,14 +110,18 @@ class GenerateFolder:
         return inside(self.path, row.file, source or self.path)
 
     def write_chunk(self, k: int, rows: list[GenerateRow], images: list[Image.Image], latents: torch.Tensor,
-                    trajectory: torch.Tensor | None = None) -> None:
-        """Images, then latents (and trajectories), then the marker, each atomically."""
+                    trajectory: torch.Tensor | None = None, posterior: Posterior | None = None) -> None:
+        """Images, then latents (and trajectories or the posteriors encoded latents were drawn from), then the
+        marker, each atomically."""
         for row, image in zip(rows, images, strict=True):
             with atomic_path(self.path / row.file) as tmp:
                 image.save(tmp, format="PNG")
         tensors = {"latents": latents.contiguous().float()}
         if trajectory is not None:
             tensors["trajectory"] = trajectory.contiguous().float()
+        if posterior is not None:
+            tensors["posterior_mean"] = posterior.mean.contiguous().float()
+            tensors["posterior_std"] = posterior.std.contiguous().float()
         with atomic_path(self.latents_file(k)) as tmp:
             save_file(tensors, str(tmp))
         atomic_write_json(self.marker(k), [dataclasses.asdict(r) for r in rows])
@@ -135,6 +141,18 @@ class GenerateFolder:
             raise DamagedArtifact(f"{self.latents_file(k)}: no SDE trajectory for each of the {n_rows} records (drawn "
                                   f"without generate.sde_noise?); {fix}")
         return self._latents(tensors, k, n_rows, fix), trajectory
+
+    def read_latents_and_posterior(self, k: int, n_rows: int, fix: str = REDO) -> tuple[torch.Tensor, Posterior]:
+        """The chunk's latents and the posteriors they were drawn from (written where latents are encodings of the
+        images: generate.reencode=true or generate.source=world), from one read of its file."""
+        tensors = read_tensors(self.latents_file(k), fix)
+        latents = self._latents(tensors, k, n_rows, fix)
+        mean, std = tensors.get("posterior_mean"), tensors.get("posterior_std")
+        if mean is None or std is None or mean.shape != latents.shape or std.shape != latents.shape:
+            raise DamagedArtifact(f"{self.latents_file(k)}: no posterior like its latents for each of the {n_rows} "
+                                  "records (drawn without generate.reencode=true, or before posteriors were kept); set "
+                                  f"train.fresh_posterior=false, or {fix}")
+        return latents, Posterior(mean, std)
 
     def _latents(self, tensors: dict[str, torch.Tensor], k: int, n_rows: int, fix: str) -> torch.Tensor:
         latents = tensors.get("latents")

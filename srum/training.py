@@ -22,6 +22,7 @@ from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, 
 from srum.engine import TrainEngine
 from srum.objectives import SdeStep, srum_loss
 from srum.rewards.advantage import best_in_group, best_worst_pairs, group_advantages, optimality
+from srum.models.posterior import Posterior
 from srum.records import GenerateFolder, ScoreFolder
 from srum.utils.artifacts import DamagedArtifact, check_range
 from srum.utils.dist import DistInfo
@@ -39,6 +40,7 @@ class TrainSample:
     group: tuple[str, int] = ("", -1)  # (category, index) of its prompt: the images one advantage compares
     trajectory: torch.Tensor | None = None  # (grid points, N, C): x along its SDE rollout (flow_grpo only)
     asked: str = ""  # the prompt it was drawn for (`prompt` differs where hindsight relabelled it)
+    posterior: Posterior | None = None  # (N, C) tokens of the posterior x0 was drawn from (train.fresh_posterior)
 
 
 def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[TrainSample]:
@@ -73,10 +75,11 @@ def neutral_weight(cfg: ObjectiveConfig) -> float:
     return 0.5 if cfg.kind == ObjectiveKind.nft else 0.0
 
 
-def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
-                          trajectories: bool = False) -> list[TrainSample]:
+def load_training_samples(generated: Path, scored: Path, latents_to_tokens, trajectories: bool = False,
+                          posteriors: bool = False) -> list[TrainSample]:
     """Every kept (image, reward map) pair of a round, in job order (identical on every rank), with its SDE
-    trajectory when asked, under the prompt hindsight relabelled it with if it was. Each file is checked as it is
+    trajectory or its latent's posterior when asked, under the prompt hindsight relabelled it with if it was. Each
+    file is checked as it is
     read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a damaged one stops the run
     naming the files to delete so the stages that wrote them redo that chunk."""
     gen, scored = GenerateFolder(generated), ScoreFolder(scored)
@@ -87,10 +90,14 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
         redo_all = (f"delete {gen.marker(k)}, {gen.latents_file(k)}, {judged} and {reward_file} and rerun "
                     "the same command: generate and judge redo that chunk")
         records = gen.read_rows(k, redo_all)
+        paths, posterior = None, None
         if trajectories:
             latents, paths = gen.read_latents_and_trajectory(k, len(records), redo_all)
+        elif posteriors:
+            latents, p = gen.read_latents_and_posterior(k, len(records), redo_all)
+            posterior = Posterior(latents_to_tokens(p.mean), latents_to_tokens(p.std))
         else:
-            latents, paths = gen.read_latents(k, len(records), redo_all), None
+            latents = gen.read_latents(k, len(records), redo_all)
         tokens = latents_to_tokens(latents)
         maps = scored.read_maps(k, redo_judge)
         relabelled = {row.job: row.trained_prompt for row in scored.read_rows(k, redo_judge) if row.trained_prompt}
@@ -105,8 +112,8 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens,
                     raise DamagedArtifact(f"{reward_file}: {key!r} has shape {tuple(maps[key].shape)}, expected "
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
                 samples.append(TrainSample(r.job, relabelled.get(r.job, r.prompt), tokens[n], maps[key],
-                                           (r.category, r.index),
-                                           paths[n] if paths is not None else None, r.prompt))
+                                           (r.category, r.index), paths[n] if paths is not None else None, r.prompt,
+                                           Posterior(posterior.mean[n], posterior.std[n]) if posterior else None))
     return sorted(samples, key=lambda s: s.job)
 
 
@@ -164,7 +171,9 @@ def draw_batch(samples: list[TrainSample], units: list[list[int]] | None, step: 
                dist: DistInfo) -> tuple[list[TrainSample], torch.Tensor, torch.Tensor, torch.Tensor]:
     """This rank's micro-batch and its draws: timesteps t (B,), noise like the stacked x0 and prompt-dropout flags
     (B,). With `units` (group_units) the micro-batch is whole units, each sharing one draw of all three; without,
-    every sample has its own. Seeded by (seed, step, micro, rank) alone, so a resumed run draws alike."""
+    every sample has its own. With train.fresh_posterior each sample's x0 is a fresh draw from its posterior (its
+    own, in units too: the shared noise is the flow's). Seeded by (seed, step, micro, rank) alone, so a resumed run
+    draws alike."""
     if units is None:
         batch = [samples[i] for i in sample_indices(len(samples), step, micro, cfg, dist)]
         sizes = torch.ones(len(batch), dtype=torch.long)
@@ -179,6 +188,9 @@ def draw_batch(samples: list[TrainSample], units: list[list[int]] | None, step: 
     t = flow.sample_training_timesteps(draws, cfg.objective.timestep_shift, generator=g)
     noise = torch.randn((draws, *batch[0].x0.shape), generator=g)
     drop = torch.rand(draws, generator=g) < cfg.objective.text_dropout
+    if cfg.train.fresh_posterior:
+        eps = torch.randn((len(batch), *batch[0].x0.shape), generator=g)
+        batch = [dataclasses.replace(s, x0=s.posterior.mean + s.posterior.std * e) for s, e in zip(batch, eps)]
     return (batch, t.repeat_interleave(sizes), noise.repeat_interleave(sizes, dim=0),
             drop.repeat_interleave(sizes))
 

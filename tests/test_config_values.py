@@ -53,7 +53,7 @@ BAD_VALUES = {
 # Fields any value of their type suits (paths, names, seeds, switches, free numbers): only their type is checked.
 FREE = {
     "model.path", "generate.prompts", "generate.split", "generate.reuse_from", "generate.seed", "generate.think",
-    "generate.source", "generate.reencode", "regions.proposer", "regions.sam_path", "regions.stability_score_offset", "judge.mode",
+    "generate.source", "generate.reencode", "train.fresh_posterior", "regions.proposer", "regions.sam_path", "regions.stability_score_offset", "judge.mode",
     "judge.think", "judge.global_layout", "judge.sample_level_only", "judge.clamp_scores", "reward.map",
     "reward.binarize", "reward.drop_zero_global", "reward.missing_global_score", "reward.use_masks",
     "reward.use_regions", "objective.kind", "objective.constraint", "objective.guided", "train.backend",

@@ -142,15 +142,18 @@ def test_a_damaged_judgement_is_quarantined_and_judged_again(tmp_path):
 
 def test_reencode_trains_on_the_autoencoder_encoding_of_each_saved_png(tiny_checkpoint, tmp_path):
     """generate.reencode=true: each chunk's latents are the model's encoding of the PNG written beside them (seeded
-    by the image's seed, so the same file gives the same latent), not the sampler's own final latents."""
+    by the image's seed, so the same file gives the same latent), not the sampler's own final latents; the
+    posterior they were drawn from is kept beside them (train.fresh_posterior draws from it anew)."""
     import torch
     from PIL import Image
 
     from srum.config import GenerateConfig
     from srum.evaluation.benchmarks import PromptItem
     from srum.generate import generate_stage
+    from srum.models.bagel.images import image_to_tensor
     from srum.models.bagel.unified import BagelUnified
     from srum.records import GenerateFolder
+    from srum.utils.artifacts import DamagedArtifact
     from srum.utils.dist import DistInfo
 
     model = BagelUnified.from_pretrained(tiny_checkpoint)
@@ -166,6 +169,16 @@ def test_reencode_trains_on_the_autoencoder_encoding_of_each_saved_png(tiny_chec
     pngs = [Image.open(enc.path / r.file).convert("RGB") for r in rows]
     assert all((enc.path / r.file).read_bytes() == (raw.path / r.file).read_bytes() for r in rows)  # same pictures
     expected = model.encode_images(pngs, [r.seed for r in rows])
-    assert torch.equal(enc.read_latents(0, 2), expected)
+    latents, posterior = enc.read_latents_and_posterior(0, 2)
+    assert torch.equal(latents, expected) and torch.equal(posterior.sample([r.seed for r in rows]), expected)
+    # the posterior kept beside them is the autoencoder's, and its seeded draw is the one BAGEL's encode makes
+    x = torch.stack([image_to_tensor(p) for p in pngs])
+    assert torch.allclose(posterior.mean, model.vae.encode(x, sample=False), atol=1e-6)
+    assert float(posterior.std.min()) > 0
+    for i, r in enumerate(rows):
+        drawn = model.vae.encode(x[i:i + 1], generator=torch.Generator().manual_seed(r.seed))[0]
+        assert torch.allclose(expected[i], drawn, atol=1e-5)
     sampled = raw.read_latents(0, 2)
     assert sampled.shape == expected.shape and not torch.allclose(sampled, expected, atol=1e-2)
+    with pytest.raises(DamagedArtifact, match="no posterior like its latents .* set train.fresh_posterior=false"):
+        raw.read_latents_and_posterior(0, 2)  # the sampler's latents have none

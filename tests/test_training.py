@@ -236,3 +236,47 @@ def test_flow_grpo_reads_each_samples_trajectory_and_draws_consecutive_recorded_
     plain.write_chunk(0, rows, [Image.new("RGB", (32, 32))] * 2, latents)
     with pytest.raises(DamagedArtifact, match=r"no SDE trajectory .* \(drawn without generate.sde_noise\?\)"):
         load_training_samples(plain.path, scored.path, to_tokens, trajectories=True)
+
+
+def test_fresh_posterior_draws_each_x0_anew_from_its_images_posterior_at_every_step(tmp_path):
+    from srum.config import ConfigError
+    from srum.models.posterior import Posterior
+    from srum.training import draw_batch
+
+    gen, scored = GenerateFolder(tmp_path / "generate"), ScoreFolder(tmp_path / "score")
+    (gen.path / "images").mkdir(parents=True)
+    rows = [GenerateRow(j, "color", 0, "prompt 0", seed=j, file=gen.image_name(j)) for j in range(2)]
+    mean = torch.arange(2 * 16 * 2 * 2, dtype=torch.float32).reshape(2, 16, 2, 2)
+    std = torch.stack([torch.zeros(16, 2, 2), torch.full((16, 2, 2), 2.0)])  # image 0: a point mass
+    posterior = Posterior(mean, std)
+    gen.write_chunk(0, rows, [Image.new("RGB", (32, 32))] * 2, posterior.sample([0, 1]), posterior=posterior)
+    scored.write_chunk(0, [JudgeRow(r.job, r.prompt, r.file, True, 0.5, [], [], [], 0, 0.5, None) for r in rows],
+                       {"0": torch.ones(4), "1": torch.ones(4)})
+    samples = load_training_samples(gen.path, scored.path, _tokens, posteriors=True)
+    assert torch.equal(samples[1].posterior.mean, _tokens(mean)[1]) and torch.equal(samples[1].posterior.std,
+                                                                                       _tokens(std)[1])
+    assert torch.equal(samples[1].x0, _tokens(mean + std * torch.stack(
+        [torch.randn(16, 2, 2, generator=torch.Generator().manual_seed(s)) for s in (0, 1)]))[1])
+    assert load_training_samples(gen.path, scored.path, _tokens)[0].posterior is None  # only when asked
+
+    args = ("generate.reencode=true", "train.micro_batch_size=2", "objective.text_dropout=0.5")
+    fresh, fixed = _cfg(*args, "train.fresh_posterior=true"), _cfg(*args)
+    one = DistInfo(0, 1, 0, "gloo")
+    drawn = [draw_batch(samples, None, step, 0, fresh, one) for step in (0, 1)]
+    for batch, *_ in drawn:
+        by_job = {s.job: s.x0 for s in batch}
+        assert torch.equal(by_job[0], _tokens(mean)[0])  # zero std: exactly the mean
+        eps = (by_job[1] - _tokens(mean)[1]) / 2.0
+        assert not torch.equal(by_job[1], samples[1].x0) and 0.3 < float(eps.std()) < 2.0
+    assert not torch.equal(*[{s.job: s.x0 for s in b}[1] for b, *_ in drawn])  # a new draw every step
+    again = draw_batch(samples, None, 1, 0, fresh, one)
+    assert torch.equal(again[0][1].x0, drawn[1][0][1].x0)  # a resumed run draws alike
+    plain = draw_batch(samples, None, 1, 0, fixed, one)
+    assert all(torch.equal(a, b) for a, b in zip(plain[1:], drawn[1][1:]))  # the flow's draws are unchanged
+    assert all(torch.equal(s.x0, samples[s.job].x0) for s in plain[0])  # and without it, the stored draw
+
+    with pytest.raises(ConfigError, match="train.fresh_posterior=true draws from the posterior"):
+        _cfg("train.fresh_posterior=true")
+    with pytest.raises(ConfigError, match="train.fresh_posterior=true is not read by objective.kind=flow_grpo"):
+        _cfg("train.fresh_posterior=true", "generate.reencode=true", "objective.kind=flow_grpo",
+             "objective.constraint=none", "objective.text_dropout=0", "generate.sde_noise=0.7", "reward.source=oracle")

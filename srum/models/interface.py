@@ -19,6 +19,8 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from PIL import Image
 
+from srum.models.posterior import Posterior
+
 
 @dataclass
 class SampledImages:
@@ -29,6 +31,8 @@ class SampledImages:
     plans: list[str] | None = None  # think-mode plans, when asked for
     # SDE rollouts: x at every grid point (B, num_timesteps, n_tokens, token_dim), the noise first, the latents last
     trajectory: torch.Tensor | None = None
+    # where `latents` are an encoding of the images (renders): the posterior they were drawn from, by their seeds
+    posterior: Posterior | None = None
 
 
 @runtime_checkable
@@ -43,7 +47,11 @@ class UnifiedModel(Protocol):
         trajectory too: the rollouts of a policy-gradient objective. Deterministic given the seeds."""
 
     def encode_images(self, images: list[Image.Image], seeds: list[int]) -> torch.Tensor:
-        """Images → clean latents (B, C, h, w), as training encodes them (seeded where the encoder samples)."""
+        """Images → clean latents (B, C, h, w), as training encodes them: `encode_posteriors(images).sample(seeds)`."""
+
+    def encode_posteriors(self, images: list[Image.Image]) -> Posterior:
+        """Images → the autoencoder's posteriors over their clean latents (B, C, h, w) (a deterministic encoder: std
+        zero)."""
 
     def latents_to_tokens(self, latents: torch.Tensor) -> torch.Tensor:
         """(B, C, h, w) latents → (B, n_tokens, token_dim), the space velocities live in."""

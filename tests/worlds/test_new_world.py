@@ -10,11 +10,13 @@ import textwrap
 from pathlib import Path
 
 import pytest
+import torch
 
 from srum.config import load_config
 from srum.evaluation.benchmarks import load_prompt_source
 from srum.evaluation.judges import build_judge
 from srum.generate import WorldRenders, generate_stage
+from srum.records import GenerateFolder
 from srum.rewards.judge import templates_for
 from srum.rewards.regions import build_proposer
 from srum.rewards.sources import build_scorer
@@ -148,6 +150,8 @@ def test_a_registered_world_runs_through_the_loop_stages(dots, tmp_path):
     one = DistInfo(rank=0, world_size=1, local_rank=0, backend=None)
     gen, score = tmp_path / "run" / "generate", tmp_path / "run" / "score"
     generate_stage(WorldRenders(unified, dots.render_truth), items, cfg.generate, gen, one, progress=False)
+    latents, posterior = GenerateFolder(gen).read_latents_and_posterior(0, 4)  # renders are encodings
+    assert torch.equal(latents, posterior.sample([r.seed for r in GenerateFolder(gen).read_rows(0)]))
     grid = unified.latent_grid(64, 64)
     proposer = build_proposer(cfg.regions, world=cfg.generate.prompts)
     score_stage(build_scorer(cfg, unified), proposer, cfg.reward, gen, score, grid, one,

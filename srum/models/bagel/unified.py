@@ -28,6 +28,7 @@ from srum.models.bagel.sequence import Latent, Segment, VitImage, build_batch, t
 from srum.models.bagel.understanding import answer_distribution, generate_text
 from srum.models.bagel.vae import BagelVAE
 from srum.models.interface import SampledImages
+from srum.models.posterior import Posterior
 
 GEN_THINK_SYSTEM_PROMPT = (
     "You should first think about the planning process in the mind and then generate the image. \n"
@@ -195,11 +196,12 @@ class BagelUnified:
 
     def encode_images(self, images: list[Image.Image], seeds: list[int]) -> torch.Tensor:
         """Images → clean latents (B, C, h, w) as BAGEL's training encodes them (a posterior sample per seed)."""
-        out = []
-        for image, seed in zip(images, seeds, strict=True):
-            x = image_to_tensor(image)[None].to(self.vae.model.device)
-            out.append(self.vae.encode(x, generator=torch.Generator(x.device).manual_seed(int(seed)))[0])
-        return torch.stack(out).float().cpu()
+        return self.encode_posteriors(images).sample(seeds)
+
+    def encode_posteriors(self, images: list[Image.Image]) -> Posterior:
+        """Images → their autoencoder posteriors (B, C, h, w), one image at a time (1024² activations are large)."""
+        parts = [self.vae.posterior(image_to_tensor(image)[None].to(self.vae.model.device)) for image in images]
+        return Posterior(torch.cat([p.mean for p in parts]).cpu(), torch.cat([p.std for p in parts]).cpu())
 
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         return tensor_to_images(self.vae.decode(latents.to(self.vae.model.device)))

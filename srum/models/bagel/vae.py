@@ -15,6 +15,7 @@ from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 from torch import nn
 
 from srum.models.bagel.config import VaeParams
+from srum.models.posterior import Posterior
 
 
 def is_official_vae_state(state: dict[str, torch.Tensor]) -> bool:
@@ -61,6 +62,13 @@ class BagelVAE(nn.Module):
     def moments(self, images: torch.Tensor) -> torch.Tensor:
         """Encoder output (B, 2C, h, w) = [mean, logvar]."""
         return self.model.encoder(images.to(self.dtype))
+
+    @torch.no_grad()
+    def posterior(self, images: torch.Tensor) -> Posterior:
+        """Images → the posterior of their scaled latents, float32: `encode`'s draw is its mean + std·ε."""
+        mean, logvar = self.moments(images).float().chunk(2, dim=1)
+        std = (0.5 * logvar.clamp(-30.0, 20.0)).exp()
+        return Posterior(self.params.scale_factor * (mean - self.params.shift_factor), self.params.scale_factor * std)
 
     @torch.no_grad()
     def encode(self, images: torch.Tensor, generator: torch.Generator | None = None, sample: bool = True) -> torch.Tensor:
