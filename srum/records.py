@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 from safetensors.torch import save_file
 
-from srum.models.posterior import Posterior
+from srum.models.interface import Posterior
 from srum.utils.artifacts import REDO, DamagedArtifact, read_json, read_tensors
 from srum.utils.dist import DistInfo
 from srum.utils.io import atomic_path, atomic_write_json, inside

@@ -20,9 +20,9 @@ from srum import flow
 from srum.config import ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
 from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
 from srum.engine import TrainEngine
+from srum.models.interface import Posterior
 from srum.objectives import SdeStep, srum_loss
 from srum.rewards.advantage import best_in_group, best_worst_pairs, group_advantages, optimality
-from srum.models.posterior import Posterior
 from srum.records import GenerateFolder, ScoreFolder
 from srum.utils.artifacts import DamagedArtifact, check_range
 from srum.utils.dist import DistInfo

@@ -240,7 +240,7 @@ def test_flow_grpo_reads_each_samples_trajectory_and_draws_consecutive_recorded_
 
 def test_fresh_posterior_draws_each_x0_anew_from_its_images_posterior_at_every_step(tmp_path):
     from srum.config import ConfigError
-    from srum.models.posterior import Posterior
+    from srum.models.interface import Posterior
     from srum.training import draw_batch
 
     gen, scored = GenerateFolder(tmp_path / "generate"), ScoreFolder(tmp_path / "score")

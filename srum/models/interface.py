@@ -19,7 +19,24 @@ from typing import Any, Protocol, runtime_checkable
 import torch
 from PIL import Image
 
-from srum.models.posterior import Posterior
+
+@dataclass
+class Posterior:
+    """An autoencoder's diagonal-Gaussian posterior over images' latents. Encoded chunks keep it beside the one
+    sample they train on by default, so training can draw a fresh sample at every step instead
+    (`train.fresh_posterior`), as BAGEL's training does by encoding every image it loads again."""
+
+    mean: torch.Tensor  # (B, ...) in the backend's scaled latent space
+    std: torch.Tensor  # (B, ...) the same shape; a sample is mean + std·ε
+
+    def sample(self, seeds: list[int]) -> torch.Tensor:
+        """One draw per image, ε from a CPU generator seeded by the image's seed (the same on every device): the
+        stored sample of an encoded image is this draw from its seed."""
+        if len(seeds) != self.mean.shape[0]:
+            raise ValueError(f"{len(seeds)} seeds for {self.mean.shape[0]} posteriors")
+        eps = torch.stack([torch.randn(self.mean.shape[1:], generator=torch.Generator().manual_seed(int(s)))
+                           for s in seeds])
+        return self.mean + self.std * eps.to(self.mean.device, self.mean.dtype)
 
 
 @dataclass

@@ -27,8 +27,7 @@ from srum.models.bagel.sampling import GuidanceParams, combine_guidance, denoise
 from srum.models.bagel.sequence import Latent, Segment, VitImage, build_batch, text_segment
 from srum.models.bagel.understanding import answer_distribution, generate_text
 from srum.models.bagel.vae import BagelVAE
-from srum.models.interface import SampledImages
-from srum.models.posterior import Posterior
+from srum.models.interface import Posterior, SampledImages
 
 GEN_THINK_SYSTEM_PROMPT = (
     "You should first think about the planning process in the mind and then generate the image. \n"

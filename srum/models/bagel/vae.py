@@ -15,7 +15,7 @@ from diffusers.loaders.single_file_utils import convert_ldm_vae_checkpoint
 from torch import nn
 
 from srum.models.bagel.config import VaeParams
-from srum.models.posterior import Posterior
+from srum.models.interface import Posterior
 
 
 def is_official_vae_state(state: dict[str, torch.Tensor]) -> bool:
