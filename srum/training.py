@@ -79,9 +79,8 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens, traj
                           posteriors: bool = False) -> list[TrainSample]:
     """Every kept (image, reward map) pair of a round, in job order (identical on every rank), with its SDE
     trajectory or its latent's posterior when asked, under the prompt hindsight relabelled it with if it was. Each
-    file is checked as it is
-    read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a damaged one stops the run
-    naming the files to delete so the stages that wrote them redo that chunk."""
+    file is checked as it is read (decodable, finite, reward maps within [-1, 1] and one value per latent token); a
+    damaged one stops the run naming the files to delete so the stages that wrote them redo that chunk."""
     gen, scored = GenerateFolder(generated), ScoreFolder(scored)
     samples = []
     for k in gen.finished():
@@ -113,7 +112,7 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens, traj
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
                 samples.append(TrainSample(r.job, relabelled.get(r.job, r.prompt), tokens[n], maps[key],
                                            (r.category, r.index), paths[n] if paths is not None else None, r.prompt,
-                                           Posterior(posterior.mean[n], posterior.std[n]) if posterior else None))
+                                           Posterior(posterior.mean[n], posterior.std[n]) if posterior is not None else None))
     return sorted(samples, key=lambda s: s.job)
 
 
