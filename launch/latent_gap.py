@@ -42,17 +42,16 @@ def main() -> None:
         raise SystemExit(f"latent_gap.py: {args.generate} was drawn with generate.reencode=true: its latents are "
                          "encodings already")
     folder = GenerateFolder(args.generate)
-    latents, images, seeds = [], [], []
+    latents, images = [], []
     for k in folder.finished():
         if len(images) >= args.limit:
             break
         rows = folder.read_rows(k)
         latents.append(folder.read_latents(k, len(rows)))
         images += [read_image(folder.image_path(r)) for r in rows]
-        seeds += [r.seed for r in rows]
     model = load_unified_model(ModelConfig(path=str(args.checkpoint)))
     n = min(args.limit, len(images))
-    gap = latent_gap(torch.cat(latents)[:n], images[:n], seeds[:n], model.encode_images)
+    gap = latent_gap(torch.cat(latents)[:n], model.encode_posteriors(images[:n]))
     print(f"{gap.images} images; posterior std per channel {', '.join(f'{s:.2f}' for s in gap.posterior_std)}; "
           f"variance of the posterior means {gap.mean_variance:.3f}")
     print(f"squared distance from the posterior mean, over that variance: sampler's latents {gap.sampled_gap:.2f}, "

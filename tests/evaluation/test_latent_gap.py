@@ -1,5 +1,5 @@
-"""latent_gap: the posterior's spread and the sampler latents' distance from the posterior mean, estimated from two
-posterior samples, against an encoder whose posterior is known exactly."""
+"""latent_gap: the posterior's spread and the sampler latents' distance from the posterior mean, against posteriors
+whose values are hand-set."""
 
 from __future__ import annotations
 
@@ -11,41 +11,37 @@ import pytest
 import torch
 
 from srum.evaluation.latent_gap import latent_gap
+from srum.models.interface import Posterior
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-class _KnownPosterior:
-    """Image i's posterior is N(μ_i, σ_c²) with σ = (0.5, 1.0) per channel and μ_i of variance 1 per channel."""
-
-    def __init__(self, n: int) -> None:
-        self.mu = torch.randn(n, 2, 32, 32, generator=torch.Generator().manual_seed(0))
-        self.sigma = torch.tensor([0.5, 1.0]).view(1, 2, 1, 1)
-
-    def encode(self, images: list[int], seeds: list[int]) -> torch.Tensor:
-        return torch.stack([self.mu[i] + self.sigma[0] * torch.randn(self.mu[i].shape,
-                                                                    generator=torch.Generator().manual_seed(s))
-                            for i, s in zip(images, seeds, strict=True)])
+def _posterior() -> Posterior:
+    """Two images, two channels of 1×2: means ±1 per channel (variance 4/3 with the unbiased estimator over 4 values),
+    σ = 0.5 on channel 0 and σ² ∈ {1, 3} on channel 1 (mean 2)."""
+    mean = torch.tensor([[[[1.0, -1.0]], [[2.0, -2.0]]], [[[1.0, -1.0]], [[2.0, -2.0]]]])
+    std = torch.stack([torch.full((1, 2), 0.5), torch.tensor([[1.0, 3.0 ** 0.5]])])[None].repeat(2, 1, 1, 1)
+    return Posterior(mean, std)
 
 
-def test_estimates_match_the_known_posterior():
-    enc = _KnownPosterior(64)
+def test_values_match_hand_computed_ones():
+    post = _posterior()
+    # channel 0: means ±1, var 4/3; channel 1: ±2, var 16/3; averaged 10/3
     offset = torch.tensor([0.3, -0.6]).view(1, 2, 1, 1)  # the sampler's latents: μ shifted per channel
-    gap = latent_gap(enc.mu + offset, list(range(64)), list(range(64)), enc.encode)
-    assert gap.images == 64
-    assert gap.posterior_std == pytest.approx([0.5, 1.0], abs=0.01)
-    assert gap.mean_variance == pytest.approx(1.0, abs=0.03)
-    # E(z − μ)² = (0.09 + 0.36)/2 = 0.225; σ² averaged over the channels = (0.25 + 1)/2 = 0.625
-    assert gap.sampled_gap == pytest.approx(0.225, abs=0.02)
-    assert gap.encoded_gap == pytest.approx(0.625, abs=0.03)
-    # latents that are the encoder's own mean sit at distance zero
-    assert latent_gap(enc.mu, list(range(64)), list(range(64)), enc.encode).sampled_gap == pytest.approx(0, abs=0.02)
+    gap = latent_gap(post.mean + offset, post)
+    assert gap.images == 2
+    assert gap.posterior_std == pytest.approx([0.5, 2 ** 0.5])
+    assert gap.mean_variance == pytest.approx(10 / 3)
+    # E(z − μ)² = (0.09 + 0.36)/2 = 0.225; E σ² over the channels = (0.25 + 2)/2 = 1.125
+    assert gap.sampled_gap == pytest.approx(0.225 / (10 / 3))
+    assert gap.encoded_gap == pytest.approx(1.125 / (10 / 3))
+    # latents that are the posterior's own mean sit at distance zero
+    assert latent_gap(post.mean, post).sampled_gap == 0
 
 
 def test_a_shape_mismatch_is_refused():
-    enc = _KnownPosterior(2)
     with pytest.raises(ValueError, match="differ in shape"):
-        latent_gap(torch.zeros(2, 2, 16, 16), [0, 1], [0, 1], enc.encode)
+        latent_gap(torch.zeros(2, 2, 16, 16), _posterior())
 
 
 def test_cli_refuses_a_folder_that_is_not_a_finished_generate(tmp_path, tiny_checkpoint):
@@ -73,8 +69,7 @@ def test_cli_reports_what_latent_gap_computes_on_a_drawn_folder(tmp_path, tiny_c
     folder = GenerateFolder(tmp_path)
     rows = [r for k in folder.finished() for r in folder.read_rows(k)]
     latents = torch.cat([folder.read_latents(k, len(folder.read_rows(k))) for k in folder.finished()])
-    gap = latent_gap(latents, [read_image(folder.image_path(r)) for r in rows], [r.seed for r in rows],
-                     model.encode_images)
+    gap = latent_gap(latents, model.encode_posteriors([read_image(folder.image_path(r)) for r in rows]))
     out = subprocess.run([sys.executable, str(ROOT / "launch" / "latent_gap.py"), str(tiny_checkpoint),
                           str(tmp_path), "--threads", "1"], capture_output=True, text=True, check=True).stdout
     assert out.startswith(f"3 images; posterior std per channel {gap.posterior_std[0]:.2f}, ")
