@@ -110,9 +110,10 @@ def load_training_samples(generated: Path, scored: Path, latents_to_tokens, traj
                 if maps[key].shape != tokens[n].shape[:1]:
                     raise DamagedArtifact(f"{reward_file}: {key!r} has shape {tuple(maps[key].shape)}, expected "
                                           f"({tokens[n].shape[0]},) for the latent grid; {redo_judge}")
+                own = Posterior(posterior.mean[n], posterior.std[n]) if posterior is not None else None
                 samples.append(TrainSample(r.job, relabelled.get(r.job, r.prompt), tokens[n], maps[key],
                                            (r.category, r.index), paths[n] if paths is not None else None, r.prompt,
-                                           Posterior(posterior.mean[n], posterior.std[n]) if posterior is not None else None))
+                                           own))
     return sorted(samples, key=lambda s: s.job)
 
 
