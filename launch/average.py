@@ -1,7 +1,8 @@
 """One checkpoint whose weights are the mean of several (e.g. an online run's last rounds), for evaluation or use.
 
     python launch/average.py runs/srum-shapes-online/round{4,5,6}/export --out runs/srum-shapes-online/rounds4-6
-    python launch/evaluate.py --checkpoint runs/srum-shapes-online/rounds4-6 --benchmark shapes --split val --out runs/val-avg
+    python launch/evaluate.py --checkpoint runs/srum-shapes-online/rounds4-6 --benchmark shapes --split val \
+        --out runs/val-avg
 
 Each checkpoint is loaded in float32 on the CPU in turn, beside a float32 running sum (BAGEL-7B: about 60 GB each).
 """

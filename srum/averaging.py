@@ -9,8 +9,6 @@ from one base): names and shapes are checked, and a mismatch stops naming the fo
 from __future__ import annotations
 
 import logging
-import os
-import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -18,7 +16,7 @@ import torch
 
 from srum.config import ModelConfig
 from srum.models.registry import load_unified_model
-from srum.utils.io import write_manifest
+from srum.utils.io import atomic_folder, write_manifest
 
 logger = logging.getLogger(__name__)
 
@@ -50,12 +48,10 @@ def average_checkpoints(folders: Sequence[Path], out: Path, backend: str = "bage
                 raise ValueError(f"{folder}: buffer {k!r} differs from {folders[0]}'s; only checkpoints of one "
                                  "model can be averaged")
     mean = {k: (v / len(folders)).to(dtype) if v.is_floating_point() else v for k, v in total.items()}
-    tmp = out.parent / f".{out.name}.partial"
-    shutil.rmtree(tmp, ignore_errors=True)  # left by a killed run: never a finished output
-    unified.save_pretrained(tmp, state_dict=mean)
-    write_manifest(tmp, {"average_of": [str(f) for f in folders], "backend": backend, "dtype": str(dtype)},
-                   extra={"stage": "average"})
-    os.replace(tmp, out)
+    with atomic_folder(out) as tmp:
+        unified.save_pretrained(tmp, state_dict=mean)
+        write_manifest(tmp, {"average_of": [str(f) for f in folders], "backend": backend, "dtype": str(dtype)},
+                       extra={"stage": "average"})
     logger.info("averaged %d checkpoints into %s", len(folders), out)
     return out
 

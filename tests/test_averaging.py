@@ -37,7 +37,8 @@ def test_mean_of_three_checkpoints(tmp_path):
     assert not torch.allclose(got[k], states[2][k]) and not torch.allclose(got[k], (states[1][k] + states[2][k]) / 2)
     assert json.loads((out / "manifest.json").read_text())["config"]["average_of"] == [str(tmp_path / f"r{i}")
                                                                                       for i in range(3)]
-    torch.testing.assert_close(load_file(str(out / "vae.safetensors")), load_file(str(tmp_path / "r2" / "vae.safetensors")))
+    torch.testing.assert_close(load_file(str(out / "vae.safetensors")),
+                               load_file(str(tmp_path / "r2" / "vae.safetensors")))
     assert not list(tmp_path.glob(".avg*")), "the partial folder is renamed, not left behind"
 
 

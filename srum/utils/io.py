@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import platform
+import shutil
 import socket
 import subprocess
 import tempfile
@@ -150,5 +151,22 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
+        raise
+    _fsync_dir(path.parent)
+
+
+@contextlib.contextmanager
+def atomic_folder(path: str | Path) -> Iterator[Path]:
+    """`atomic_path` for a whole folder: yield an empty `.NAME.tmp` folder beside `path` and rename it to `path` on
+    success, so `path` exists only complete. One left by a killed writer is removed first; `path` must not exist."""
+    path = Path(path)
+    tmp = path.parent / f".{path.name}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
         raise
     _fsync_dir(path.parent)

@@ -6,7 +6,8 @@ import stat
 
 import pytest
 
-from srum.utils.io import atomic_write_bytes, atomic_write_json, atomic_write_text, run_manifest, write_manifest
+from srum.utils.io import (atomic_folder, atomic_write_bytes, atomic_write_json, atomic_write_text, run_manifest,
+                           write_manifest)
 
 
 def test_atomic_write_replaces_content_and_leaves_no_temp(tmp_path):
@@ -75,3 +76,19 @@ def test_remove_stale_temps_deletes_only_our_temp_files(tmp_path):
     (tmp_path / "notes.tmp").write_text("a user's file, not hidden: kept")
     assert remove_stale_temps(tmp_path) == 2
     assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == ["000001_boxes.png", "notes.tmp"]
+
+
+def test_atomic_folder_appears_only_complete(tmp_path):
+    out = tmp_path / "ckpt"
+    (tmp_path / ".ckpt.tmp").mkdir()  # left by a killed writer
+    (tmp_path / ".ckpt.tmp" / "stale.bin").write_bytes(b"old")
+    with atomic_folder(out) as tmp:
+        assert not out.exists() and list(tmp.iterdir()) == []
+        (tmp / "a.txt").write_text("a")
+    assert (out / "a.txt").read_text() == "a" and not (tmp_path / ".ckpt.tmp").exists()
+
+    with pytest.raises(RuntimeError):
+        with atomic_folder(tmp_path / "broken") as tmp:
+            (tmp / "half.bin").write_bytes(b"x")
+            raise RuntimeError("writer died")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]
