@@ -50,9 +50,15 @@ class JudgeMode(str, Enum):
 
 
 class Constraint(str, Enum):
-    kl = "kl"  # velocity match to a frozen copy of the base model (the paper's stated "KL" term)
+    kl = "kl"  # velocity match to a frozen reference (objective.kl_reference; the paper's stated "KL" term)
     anchor = "anchor"  # official: unweighted flow matching to the same self-generated image
     none = "none"
+
+
+class KlReference(str, Enum):
+    start = "start"  # the round's starting model: a trust region around each round's start (one round: the base)
+    base = "base"  # model.path in every round: online rounds held near the starting checkpoint, as Flow-GRPO's KL
+    # term holds the policy near the pretrained model however many updates it has taken
 
 
 class RewardMapKind(str, Enum):
@@ -356,7 +362,8 @@ class ObjectiveConfig:
     # frozen copy, weight kl_weight) | none
     constraint: Constraint = Constraint.anchor
     anchor_weight: float = 0.5  # λ of the official run (code default 0.1)
-    kl_weight: float = 0.0  # weight of ||v_θ − v_ref||² against a frozen base copy
+    kl_weight: float = 0.0  # weight of ||v_θ − v_ref||² against the frozen reference
+    kl_reference: KlReference = KlReference.start  # constraint=kl: start (each round's start) | base (model.path)
     timestep_shift: float = 1.0  # official trains without shift
     text_dropout: float = 0.1  # drop the prompt with this probability (keeps CFG working)
     # group_relative / nft: advantage = (map − group mean) / max(group std, adv_std_floor), clipped to ±adv_clip.
@@ -393,6 +400,13 @@ class ObjectiveConfig:
                 f"objective.kl_weight={self.kl_weight} with objective.constraint=kl: "
                 "set objective.kl_weight > 0 or objective.constraint=none"
             )
+        if self.kl_reference == KlReference.base and self.constraint != Constraint.kl:
+            raise ConfigError(f"objective.kl_reference=base is read by objective.constraint=kl only; "
+                              f"got objective.constraint={self.constraint.value}")
+        if self.kl_reference == KlReference.base and self.kind.needs_start:
+            raise ConfigError(f"objective.kl_reference=base with objective.kind={self.kind.value}: that objective "
+                              "compares with the round's start, the one frozen copy a round holds; use "
+                              "objective.kl_reference=start")
         if self.constraint == Constraint.anchor and self.anchor_weight <= 0:
             raise ConfigError(
                 f"objective.anchor_weight={self.anchor_weight} with objective.constraint=anchor: "

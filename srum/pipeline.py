@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from srum.config import (Constraint, EvalVariant, GenerateSource, ObjectiveKind, RunConfig,
+from srum.config import (Constraint, EvalVariant, GenerateSource, KlReference, ObjectiveKind, RunConfig,
                          config_to_dict, save_config)
 from srum.evaluation.benchmarks import PromptItem, load_prompt_source
 from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
@@ -92,6 +92,9 @@ def _objective_settings(cfg: RunConfig) -> str:
     return f" ({', '.join(parts)})"
 
 
+_KL_TO = {KlReference.start: "round's start", KlReference.base: "starting checkpoint in every round"}
+
+
 def plan(cfg: RunConfig, world_size: int) -> str:
     """What a run will do, for `--dry-run` and the log."""
     lines = [f"model: {cfg.model.backend} from {cfg.model.path} ({cfg.model.dtype} on {cfg.model.device})",
@@ -115,7 +118,8 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"objective: {cfg.objective.kind.value}{_objective_settings(cfg)}"
              + (", on the guided velocity" if cfg.objective.guided else "")
              + f", constraint={cfg.objective.constraint.value}"
-             + {"anchor": f" (λ={cfg.objective.anchor_weight})", "kl": f" (β={cfg.objective.kl_weight})",
+             + {"anchor": f" (λ={cfg.objective.anchor_weight})",
+                "kl": f" (β={cfg.objective.kl_weight}, to the {_KL_TO[cfg.objective.kl_reference]})",
                 "none": ""}[cfg.objective.constraint.value],
              f"train: {cfg.train.rounds} round(s) × {cfg.train.max_steps or cfg.train.epochs} "
              f"{'steps' if cfg.train.max_steps else 'epochs'}"
@@ -213,10 +217,12 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
                            or cfg.objective.kind.needs_start)
         reference = None
-        if wants_reference and cfg.train.lora_rank == 0:  # the frozen start of this round
-            reference = frozen_reference(load_model(model_path, cfg, dist), cfg.train, dist, train_dtype)
+        base_reference = cfg.objective.kl_reference == KlReference.base
+        if wants_reference and (cfg.train.lora_rank == 0 or base_reference):  # a frozen copy: the round's start,
+            reference = frozen_reference(  # or the run's starting checkpoint in every round
+                load_model(cfg.model.path if base_reference else model_path, cfg, dist), cfg.train, dist, train_dtype)
         engine = TrainEngine(unified, cfg.train, dist, train_dtype)
-        if wants_reference and cfg.train.lora_rank > 0:  # the same model with its adapters off
+        if wants_reference and reference is None:  # the round's start: the same model with its adapters off
             reference = engine.reference_view()
         metrics = train_round(engine.model_view(), engine, samples, grid, cfg, rd / "checkpoints", dist, reference,
                               writer)

@@ -11,6 +11,7 @@ from srum.config import (
     Constraint,
     DistBackend,
     JudgeMode,
+    KlReference,
     ObjectiveConfig,
     RegionProposer,
     RunConfig,
@@ -179,6 +180,17 @@ def test_post_init_kl_needs_weight():
     # The same check guards direct construction, not only loading.
     with pytest.raises(ConfigError, match="kl_weight"):
         ObjectiveConfig(constraint=Constraint.kl)
+
+
+def test_kl_reference_base_only_where_the_kl_term_reads_it():
+    kl = ("objective.constraint=kl", "objective.kl_weight=1.0")
+    assert load(*kl).objective.kl_reference == KlReference.start  # each round's start, as before the switch
+    assert load(*kl, "objective.kl_reference=base").objective.kl_reference == KlReference.base
+    with pytest.raises(ConfigError, match="objective.kl_reference=base is read by objective.constraint=kl only; "
+                                          "got objective.constraint=anchor"):
+        load("objective.kl_reference=base")
+    with pytest.raises(ConfigError, match="objective.kl_reference=base with objective.kind=nft"):
+        load(*kl, "objective.kind=nft", "objective.kl_reference=base")
 
 
 def test_post_init_range_and_exclusive_choices():

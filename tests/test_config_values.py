@@ -49,6 +49,7 @@ BAD_VALUES = {
     "reward.oracle_ignore": "[shape]",  # with the recipe's self reward; unknown attributes: test below
     "reward.min_global": "1.5",
     "reward.hindsight_balance": "0.5",  # also refused without reward.hindsight: test below
+    "objective.kl_reference": "base",  # the recipe's constraint is the anchor
 }
 # Fields any value of their type suits (paths, names, seeds, switches, free numbers): only their type is checked.
 FREE = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -121,6 +122,19 @@ def test_two_online_rounds_resume_after_kill_in_round_two(checkpoint, tmp_path):
     wb = load_file(str(b / "round2" / "export" / "model.safetensors"))
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
+
+
+def test_kl_to_the_starting_checkpoint_holds_in_every_round(checkpoint, tmp_path):
+    """objective.kl_reference=base: round 2's frozen reference is the run's starting checkpoint, not round 1's
+    export, so its KL term is already above zero at round 2's first step, where against the round's start (round 1
+    here, whose start is the checkpoint) it is zero."""
+    done = run(command(checkpoint, tmp_path / "kl", 29617) + [
+        "train.rounds=2", "generate.images_per_prompt=2", "generate.limit_per_category=1", "train.max_steps=6",
+        "objective.constraint=kl", "objective.kl_weight=1.0", "objective.kl_reference=base", "eval.prompts=null"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first_steps = [float(kl) for kl in re.findall(r"stage=train step=0 .*?\bkl=(\S+)", done.stderr)]
+    assert len(first_steps) == 2, done.stderr[-3000:]
+    assert first_steps[0] < 1e-9 and first_steps[1] > 1e-6, first_steps
 
 
 def test_flow_grpo_round_trains_on_its_sde_rollouts(checkpoint, tmp_path):
