@@ -61,6 +61,13 @@ class KlReference(str, Enum):
     # term holds the policy near the pretrained model however many updates it has taken
 
 
+class TrainStart(str, Enum):
+    previous = "previous"  # each round trains on from the round before's export: the rounds compound
+    base = "base"  # every round trains model.path afresh, on samples the latest model drew (STaR's restart,
+    # Zelikman et al. 2022; with train.replay_rounds, on every round's samples): no round trains on a model
+    # that earlier rounds have already fitted to its own images
+
+
 class RewardMapKind(str, Enum):
     official = "official"  # max over a 0.5 base, times (g+1)/2: negative region scores are inert (srum.md §2)
     signed = "signed"  # centred at 0 so bad regions lower the weight (srum.md §5.1-2)
@@ -457,6 +464,7 @@ class TrainConfig:
     # rounds whose samples a round trains on: its own and the replay_rounds − 1 before it (a replay buffer, so more
     # steps per sampled image do not mean more epochs of one round's images); each keeps its own round's weights
     replay_rounds: int = 1
+    start_from: TrainStart = TrainStart.previous  # what a round's training starts from: previous | base
     micro_batch_size: int = 2  # images per rank per forward (official packs ~2 images of 1024² per GPU)
     grad_accum_steps: int = 1  # micro-batches per optimiser step
     lr: float = 2e-5  # peak learning rate (AdamW)
@@ -646,6 +654,10 @@ class RunConfig:
                 "objective.kind=flow_grpo needs the trajectories of SDE rollouts from the round's starting model (the "
                 "policy its ratios compare with): set generate.sde_noise > 0 (e.g. 0.7) and train.replay_rounds=1 "
                 f"(got {self.generate.sde_noise}, {self.train.replay_rounds})")
+        if self.train.start_from == TrainStart.base and self.objective.kind.needs_start:
+            raise ConfigError(f"train.start_from=base trains model.path, not the model that drew the round's samples, "
+                              f"which objective.kind={self.objective.kind.value} compares with: use "
+                              "train.start_from=previous")
         if self.objective.kind == ObjectiveKind.dpo and (2 * self.objective.dpo_pairs > k
                                                          or self.train.micro_batch_size % 2):
             raise ConfigError(

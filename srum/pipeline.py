@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 
 from srum.config import (Constraint, EvalVariant, GenerateSource, KlReference, ObjectiveKind, RunConfig,
-                         config_to_dict, save_config)
+                         TrainStart, config_to_dict, save_config)
 from srum.evaluation.benchmarks import PromptItem, load_prompt_source
 from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
 from srum.models.interface import UnifiedModel
@@ -124,6 +124,7 @@ def plan(cfg: RunConfig, world_size: int) -> str:
              f"train: {cfg.train.rounds} round(s) × {cfg.train.max_steps or cfg.train.epochs} "
              f"{'steps' if cfg.train.max_steps else 'epochs'}"
              + (f" on the samples of the last {cfg.train.replay_rounds} rounds" if cfg.train.replay_rounds > 1 else "")
+             + (", each from the starting checkpoint" if cfg.train.start_from == TrainStart.base else "")
              + f", ZeRO-{cfg.train.zero_stage} on {world_size} rank(s), "
              f"micro-batch {cfg.train.micro_batch_size} × accumulation {cfg.train.grad_accum_steps}, lr {cfg.train.lr}, "
              f"{'generation side only' if cfg.train.freeze_und else 'both experts'}",
@@ -213,6 +214,11 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
             writer.add_scalar("judge/parse_failures", totals["parse_failures"], r)
 
         samples = replay_samples(run_dir, r, cfg, unified.latents_to_tokens)
+        train_from = cfg.model.path if cfg.train.start_from == TrainStart.base else model_path
+        if train_from != model_path:  # the latest model drew and judged the samples; the starting checkpoint learns
+            del unified
+            gc.collect()
+            unified = load_model(train_from, cfg, dist)
         train_dtype = resolve_dtype(cfg.train.dtype, device)
         wants_reference = (cfg.objective.constraint == Constraint.kl or cfg.objective.kl_weight > 0
                            or cfg.objective.kind.needs_start)
@@ -220,7 +226,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         base_reference = cfg.objective.kl_reference == KlReference.base
         if wants_reference and (cfg.train.lora_rank == 0 or base_reference):  # a frozen copy: the round's start,
             reference = frozen_reference(  # or the run's starting checkpoint in every round
-                load_model(cfg.model.path if base_reference else model_path, cfg, dist), cfg.train, dist, train_dtype)
+                load_model(cfg.model.path if base_reference else train_from, cfg, dist), cfg.train, dist, train_dtype)
         engine = TrainEngine(unified, cfg.train, dist, train_dtype)
         if wants_reference and reference is None:  # the round's start: the same model with its adapters off
             reference = engine.reference_view()

@@ -15,6 +15,7 @@ from srum.config import (
     ObjectiveConfig,
     RegionProposer,
     RunConfig,
+    TrainStart,
     check_paths,
     config_to_dict,
     load_config,
@@ -191,6 +192,16 @@ def test_kl_reference_base_only_where_the_kl_term_reads_it():
         load("objective.kl_reference=base")
     with pytest.raises(ConfigError, match="objective.kl_reference=base with objective.kind=nft"):
         load(*kl, "objective.kind=nft", "objective.kl_reference=base")
+
+
+def test_start_from_base_only_where_no_objective_compares_with_the_drawing_model():
+    assert load().train.start_from == TrainStart.previous  # the rounds compound, as before the switch
+    assert load("train.start_from=base").train.start_from == TrainStart.base
+    for kind in ("nft", "dpo"):
+        with pytest.raises(ConfigError, match=f"train.start_from=base trains model.path, not the model that drew the "
+                                              f"round's samples, which objective.kind={kind} compares with"):
+            load("train.start_from=base", f"objective.kind={kind}", "objective.constraint=none",
+                 "generate.images_per_prompt=8")
 
 
 def test_post_init_range_and_exclusive_choices():

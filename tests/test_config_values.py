@@ -58,7 +58,7 @@ FREE = {
     "judge.think", "judge.global_layout", "judge.sample_level_only", "judge.clamp_scores", "reward.map",
     "reward.binarize", "reward.drop_zero_global", "reward.missing_global_score", "reward.use_masks",
     "reward.use_regions", "objective.kind", "objective.constraint", "objective.guided", "train.backend",
-    "train.freeze_und",
+    "train.freeze_und", "train.start_from",
     "train.activation_checkpointing", "train.seed", "train.data_seed", "eval.prompts", "eval.split", "eval.base",
     "eval.judge_path", "eval.seed", "log.tensorboard", "log.progress", "output.dir", "output.resume",
     "eval.categories",  # checked against the prompt source at start (check_paths): test below

@@ -124,17 +124,26 @@ def test_two_online_rounds_resume_after_kill_in_round_two(checkpoint, tmp_path):
         assert torch.equal(wa[k], wb[k]), k
 
 
-def test_kl_to_the_starting_checkpoint_holds_in_every_round(checkpoint, tmp_path):
+def test_kl_to_the_starting_checkpoint_and_rounds_that_restart_from_it(checkpoint, tmp_path):
     """objective.kl_reference=base: round 2's frozen reference is the run's starting checkpoint, not round 1's
     export, so its KL term is already above zero at round 2's first step, where against the round's start (round 1
-    here, whose start is the checkpoint) it is zero."""
-    done = run(command(checkpoint, tmp_path / "kl", 29617) + [
-        "train.rounds=2", "generate.images_per_prompt=2", "generate.limit_per_category=1", "train.max_steps=6",
-        "objective.constraint=kl", "objective.kl_weight=1.0", "objective.kl_reference=base", "eval.prompts=null"])
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    first_steps = [float(kl) for kl in re.findall(r"stage=train step=0 .*?\bkl=(\S+)", done.stderr)]
-    assert len(first_steps) == 2, done.stderr[-3000:]
-    assert first_steps[0] < 1e-9 and first_steps[1] > 1e-6, first_steps
+    here, whose start is the checkpoint) it is zero. With train.start_from=base round 2 trains the checkpoint
+    itself, so that term starts at zero again, on samples drawn by round 1's export all the same."""
+    flags = ["train.rounds=2", "generate.images_per_prompt=2", "generate.limit_per_category=1", "train.max_steps=6",
+             "objective.constraint=kl", "objective.kl_weight=1.0", "objective.kl_reference=base", "eval.prompts=null"]
+    first_steps = {}
+    for name, port, extra in (("on", 29617, []), ("restart", 29619, ["train.start_from=base"])):
+        done = run(command(checkpoint, tmp_path / name, port) + flags + extra)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        first_steps[name] = [float(kl) for kl in re.findall(r"stage=train step=0 .*?\bkl=(\S+)", done.stderr)]
+    assert len(first_steps["on"]) == 2 and len(first_steps["restart"]) == 2, first_steps
+    assert first_steps["on"][0] < 1e-9 and first_steps["on"][1] > 1e-6, first_steps
+    assert max(first_steps["restart"]) < 1e-9, first_steps
+    drawn = [load_file(str(tmp_path / name / "round2" / "generate" / "chunk_00000.safetensors"))["latents"]
+             for name in ("on", "restart")]
+    assert torch.equal(drawn[0], drawn[1])  # both by round 1's export, the same in both runs
+    exports = [load_file(str(tmp_path / name / "round2" / "export" / "model.safetensors")) for name in ("on", "restart")]
+    assert any(not torch.equal(exports[0][k], exports[1][k]) for k in exports[0] if "moe_gen" in k)
 
 
 def test_flow_grpo_round_trains_on_its_sde_rollouts(checkpoint, tmp_path):
