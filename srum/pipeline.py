@@ -27,7 +27,7 @@ from srum.records import JudgeRow
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
 from srum.utils.artifacts import quarantined
-from srum.utils.dist import DistInfo
+from srum.utils.dist import DistInfo, reported_by_main
 from srum.utils.io import atomic_write_json, remove_stale_temps, write_manifest
 from srum.worlds.registry import world_for
 
@@ -184,7 +184,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
         gen_cfg = dataclasses.replace(cfg.generate, seed=cfg.generate.seed + (r - 1) * ROUND_SEED_STRIDE)
 
         if r == 1 and cfg.generate.reuse_from:  # later rounds draw with their own, new model
-            check_reusable(Path(cfg.generate.reuse_from), config_to_dict(cfg))  # every rank fails alike
+            reported_by_main(lambda: check_reusable(Path(cfg.generate.reuse_from), config_to_dict(cfg)), dist)
             if dist.is_main:
                 reuse_generated(Path(cfg.generate.reuse_from), rd / "generate")
             dist.barrier()
@@ -213,7 +213,7 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
             writer.add_scalar("reward/relabelled_fraction", totals["relabelled"] / max(totals["images"], 1), r)
             writer.add_scalar("judge/parse_failures", totals["parse_failures"], r)
 
-        samples = replay_samples(run_dir, r, cfg, unified.latents_to_tokens)
+        samples = reported_by_main(lambda: replay_samples(run_dir, r, cfg, unified.latents_to_tokens), dist)
         train_from = cfg.model.path if cfg.train.start_from == TrainStart.base else model_path
         if train_from != model_path:  # the latest model drew and judged the samples; the starting checkpoint learns
             del unified

@@ -12,13 +12,16 @@ import gc
 import logging
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import TypeVar
 
 import torch
 import torch.distributed as tdist
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -98,3 +101,27 @@ def all_gather_objects(obj, info: DistInfo) -> list:
     out = [None] * info.world_size
     tdist.all_gather_object(out, obj)
     return out
+
+
+def reported_by_main(check: Callable[[], T], info: DistInfo, wait_seconds: float = 300.0) -> T:
+    """`check()` on every rank, for work every rank meets alike (the same files read on each): if it raises on any
+    rank, rank 0 raises (its own error, or the first failing rank's, named) and the other ranks wait for the
+    launcher to stop them once rank 0 exits. The console then shows one line, from rank 0, whichever rank got there
+    first; a rank that failed and exited first would have the launcher kill rank 0 before it said anything."""
+    try:
+        out, error = check(), None
+    except Exception as e:  # noqa: BLE001 - re-raised below, on rank 0 or after the wait
+        out, error = None, e
+    failures = [(rank, text) for rank, text in enumerate(
+        all_gather_objects(None if error is None else f"{type(error).__name__}: {error}", info)) if text]
+    if not failures:
+        return out
+    if info.is_main:
+        if error is not None:
+            raise error
+        rank, text = failures[0]
+        raise RuntimeError(f"rank {rank} failed: {text}")
+    time.sleep(wait_seconds)  # the launcher ends this rank when rank 0 exits; on our own only if it does not
+    if error is not None:
+        raise error
+    raise RuntimeError(f"rank {failures[0][0]} failed: {failures[0][1]}")
