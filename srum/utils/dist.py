@@ -116,12 +116,9 @@ def reported_by_main(check: Callable[[], T], info: DistInfo, wait_seconds: float
         all_gather_objects(None if error is None else f"{type(error).__name__}: {error}", info)) if text]
     if not failures:
         return out
-    if info.is_main:
-        if error is not None:
-            raise error
-        rank, text = failures[0]
-        raise RuntimeError(f"rank {rank} failed: {text}")
-    time.sleep(wait_seconds)  # the launcher ends this rank when rank 0 exits; on our own only if it does not
+    if not info.is_main:
+        time.sleep(wait_seconds)  # the launcher ends this rank when rank 0 exits; on our own only if it does not
     if error is not None:
         raise error
-    raise RuntimeError(f"rank {failures[0][0]} failed: {failures[0][1]}")
+    rank, text = failures[0]
+    raise RuntimeError(f"rank {rank} failed: {text}")
