@@ -189,6 +189,11 @@ class GenerateConfig:
     # > 0: rollouts take stochastic SDE steps at this noise level a (σ_t = a·√(t/(1 − t)), Flow-GRPO's 0.7) and keep
     # their trajectories, which objective.kind=flow_grpo trains on; 0: the deterministic Euler sampler
     sde_noise: float = 0.0
+    # > 0: judge guidance (srum.guidance): while the flow time is above judge_guidance_until, every sampler step heads
+    # for its clean estimate moved this far (latent RMS units) along the gradient of the model's own judge's log-odds
+    # that the image shows its prompt (the judge's global question); 0: the plain sampler
+    judge_guidance: float = 0.0
+    judge_guidance_until: float = 0.5  # guidance acts at flow times above this (1 = noise), where layout is chosen
 
     def __post_init__(self) -> None:
         self.cfg_interval = _check_pair("generate.cfg_interval", self.cfg_interval, 0.0, 1.0)
@@ -212,6 +217,13 @@ class GenerateConfig:
         if self.sde_noise > 0 and self.source == GenerateSource.world:
             raise ConfigError(f"generate.sde_noise={self.sde_noise} with generate.source=world: renders have no "
                               "sampling trajectory; set generate.sde_noise=0")
+        _check_positive("generate.judge_guidance", self.judge_guidance, allow_zero=True)
+        if not 0.0 <= self.judge_guidance_until < 1.0:
+            raise ConfigError(f"generate.judge_guidance_until={self.judge_guidance_until} must lie in [0, 1)")
+        if self.judge_guidance > 0 and (self.source == GenerateSource.world or self.sde_noise > 0):
+            raise ConfigError(f"generate.judge_guidance={self.judge_guidance} steers the model's deterministic "
+                              "sampler: renders have no sampler, and SDE rollouts must be the policy's own steps "
+                              "(objective.kind=flow_grpo compares with it); set generate.judge_guidance=0")
 
 
 @dataclass
@@ -684,6 +696,10 @@ class RunConfig:
             if used and not is_world(self.generate.prompts):
                 raise ConfigError(f"{setting} needs a prompt world; generate.prompts={self.generate.prompts!r} is "
                                   f"not one (use one of {sorted(WORLDS)}, or change {setting.split('=')[0]})")
+        if self.generate.judge_guidance > 0 and self.judge.template_set == "official":
+            raise ConfigError("generate.judge_guidance differentiates the judge's answer tokens, and "
+                              "judge.templates=official asks for free text: set judge.mode=logits with "
+                              "judge.templates=digits or a world's, or generate.judge_guidance=0")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "

@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from srum.config import GenerateConfig, GenerateSource
 from srum.evaluation.benchmarks import PromptItem
-from srum.models.interface import SampledImages, UnifiedModel
+from srum.models.interface import Guide, SampledImages, UnifiedModel
 from srum.records import GenerateFolder, GenerateRow, chunk_count, owned
 from srum.utils.artifacts import DamagedArtifact, quarantine, read_image
 from srum.utils.dist import DistInfo
@@ -54,8 +54,10 @@ def jobs_of(items: list[PromptItem], images_per_prompt: int, seed: int) -> list[
 
 
 def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], cfg: GenerateConfig, out: Path,
-                   dist: DistInfo, progress: bool = True) -> int:
-    """Draw every unfinished chunk of this rank; returns how many chunks it drew."""
+                   dist: DistInfo, progress: bool = True,
+                   guide_for: Callable[[list[str]], Guide] | None = None) -> int:
+    """Draw every unfinished chunk of this rank; returns how many chunks it drew. `guide_for(prompts)`, when given,
+    steers the sampler for each batch (`srum.guidance`)."""
     folder = GenerateFolder(out)
     jobs = jobs_of(items, cfg.images_per_prompt, cfg.seed)
     n_chunks = chunk_count(len(jobs), cfg.batch_size)
@@ -74,6 +76,9 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
         if cfg.sde_noise > 0:  # policy-gradient rollouts: stochastic steps, trajectories kept
             result = model.sample_trajectories(prompts, seeds, cfg.resolution, cfg.resolution, cfg.sde_noise,
                                                think=cfg.think)
+        elif guide_for is not None:
+            result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think,
+                                         guide=guide_for(prompts))
         else:
             result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think)
         latents, posterior = result.latents, result.posterior  # renders come encoded

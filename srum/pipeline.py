@@ -22,8 +22,10 @@ from srum.config import (Constraint, EvalVariant, GenerateSource, KlReference, O
                          TrainStart, config_to_dict, save_config)
 from srum.evaluation.benchmarks import PromptItem, load_prompt_source
 from srum.generate import WorldRenders, check_reusable, generate_stage, reuse_generated
+from srum.guidance import guide_factory
 from srum.models.interface import UnifiedModel
 from srum.records import JudgeRow
+from srum.rewards.judge import templates_for
 from srum.models.registry import load_unified_model
 from srum.utils.device import rank_device, resolve_dtype
 from srum.utils.artifacts import quarantined
@@ -189,7 +191,9 @@ def run_srum(cfg: RunConfig, dist: DistInfo) -> Path:
                 reuse_generated(Path(cfg.generate.reuse_from), rd / "generate")
             dist.barrier()
         sampler = WorldRenders(unified, world.render_truth) if cfg.generate.source == GenerateSource.world else unified
-        generate_stage(sampler, items, gen_cfg, rd / "generate", dist, cfg.log.progress)
+        guide_for = (guide_factory(unified, templates_for(cfg.judge.template_set), grid, cfg.generate.judge_guidance,
+                                   cfg.generate.judge_guidance_until) if cfg.generate.judge_guidance > 0 else None)
+        generate_stage(sampler, items, gen_cfg, rd / "generate", dist, cfg.log.progress, guide_for)
         dist.barrier()
         _stage_manifest(cfg, rd / "generate", dist, round=r, prompts=len(items), seed=gen_cfg.seed,
                         quarantined=quarantined(rd / "generate"))

@@ -20,6 +20,11 @@ import torch
 from PIL import Image
 
 
+# A sampler hook: given each step's clean estimate x0_hat (B, n_tokens, token_dim) and its time t, a shift of x0_hat
+# to step towards instead, or None to leave the step alone (`srum.guidance`).
+Guide = Callable[[torch.Tensor, float], "torch.Tensor | None"]
+
+
 @dataclass
 class Posterior:
     """An autoencoder's diagonal-Gaussian posterior over images' latents. Encoded chunks keep it beside the one
@@ -55,8 +60,8 @@ class SampledImages:
 @runtime_checkable
 class UnifiedModel(Protocol):
     def sample_images(self, prompts: list[str], seeds: list[int], height: int, width: int,
-                      think: bool = False) -> SampledImages:
-        """Draw one image per prompt; deterministic given the seeds."""
+                      think: bool = False, guide: Guide | None = None) -> SampledImages:
+        """Draw one image per prompt; deterministic given the seeds. `guide` steers every step (see `Guide`)."""
 
     def sample_trajectories(self, prompts: list[str], seeds: list[int], height: int, width: int,
                             noise_level: float, think: bool = False) -> SampledImages:
@@ -89,6 +94,12 @@ class UnifiedModel(Protocol):
     def answer_distribution(self, images: list[Image.Image | None], questions: list[str],
                             answers: list[str]) -> torch.Tensor:
         """(B, K) probabilities of each candidate answer token, renormalised over the K, in one forward."""
+
+    def latent_answer_log_odds(self, tokens: torch.Tensor, grid: tuple[int, int], questions: list[str],
+                               answers: tuple[str, str]) -> torch.Tensor:
+        """(B,) log P(answers[0]) − log P(answers[1]) (single-token answers) for each question about the image the
+        clean latent tokens (B, n_tokens, token_dim) decode to, differentiable in `tokens`: the decoder's pixels go
+        to the understanding path without rounding to 8 bits."""
 
     # ---- facts the loop needs -------------------------------------------------------------------
     def latent_grid(self, height: int, width: int) -> tuple[int, int]:

@@ -10,6 +10,7 @@ inside `cfg_interval` (compared with the shifted t).
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -86,13 +87,16 @@ def denoise(
     step_noise: torch.Tensor | None = None,
     noise_level: float = 0.0,
     path: list[torch.Tensor] | None = None,
+    guide: Callable[[torch.Tensor, float], torch.Tensor | None] | None = None,
 ) -> torch.Tensor:
     """Run the Euler sampler from `noise` (B, h·w, C) to clean latent tokens (B, h·w, C), in float32.
 
     With `step_noise` (B, steps, h·w, C) every step is instead the SDE step of `flow.sde_step` at `noise_level`,
     taking its Gaussian part from `step_noise` (Flow-GRPO's rollouts). `path`, when given, receives x at every grid
     point (the noise first, the clean latents last). `trace`, when given, collects per-step tensors (t, dt, x_t,
-    v_cond, v_text_uncond, v).
+    v_cond, v_text_uncond, v). `guide(x0_hat, t)`, when given, may return a shift (B, h·w, C) of each step's clean
+    estimate x0_hat = x − t·v; the step then takes the velocity that points from the same x to x0_hat + shift,
+    v − shift/t (`srum.guidance`: the self-judge's gradient).
     """
     B = noise.shape[0]
     use_text = params.cfg_text_scale > 1.0 and text_uncond is not None
@@ -125,6 +129,10 @@ def denoise(
         v_text = v_all[B:2 * B] if guided and use_text else None
         v_img = v_all[(2 if use_text else 1) * B:] if guided and use_img else None
         v = combine_guidance(v_cond, v_text, v_img, params)
+        if guide is not None:
+            shift = guide(x - t * v, t)
+            if shift is not None:
+                v = v - shift.to(v) / t
         if trace is not None:
             for key, val in (("t", torch.tensor(t)), ("dt", torch.tensor(dt)), ("x_t", x), ("v_cond", v_cond),
                              ("v_text_uncond", v_text if v_text is not None else torch.zeros_like(v_cond)),

@@ -20,14 +20,14 @@ from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
 from srum.models.bagel.cache import KVCache
-from srum.models.bagel.images import image_to_tensor, tensor_to_images
+from srum.models.bagel.images import image_to_tensor, target_size, tensor_to_images
 from srum.models.bagel.latents import patchify_latent, unpatchify_latent
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.sampling import GuidanceParams, combine_guidance, denoise
 from srum.models.bagel.sequence import Latent, Segment, VitImage, build_batch, text_segment
-from srum.models.bagel.understanding import answer_distribution, generate_text
+from srum.models.bagel.understanding import answer_distribution, generate_text, step_logits
 from srum.models.bagel.vae import BagelVAE
-from srum.models.interface import Posterior, SampledImages
+from srum.models.interface import Guide, Posterior, SampledImages
 
 GEN_THINK_SYSTEM_PROMPT = (
     "You should first think about the planning process in the mind and then generate the image. \n"
@@ -166,7 +166,7 @@ class BagelUnified:
 
     @torch.no_grad()
     def sample_latents(self, prompts: list[str], seeds: list[int], height: int, width: int, think: bool = False,
-                       noise_level: float = 0.0) -> tuple[torch.Tensor, torch.Tensor, list[str] | None,
+                       noise_level: float = 0.0, guide: Guide | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str] | None,
                                                          torch.Tensor | None]:
         """Clean latents (B, C, h, w), the noise they came from, the plans (think mode) and, for SDE rollouts
         (noise_level > 0), the trajectory (B, num_timesteps, h·w, token_dim): x at every grid point."""
@@ -188,7 +188,7 @@ class BagelUnified:
         step_noise = self.step_noise(seeds, grid, self.guidance.num_timesteps - 1) if noise_level > 0 else None
         tokens = denoise(self.model, noise.to(self.model.device), grid, cond, self.guidance,
                          text_uncond=text_uncond, img_uncond=cond, step_noise=step_noise, noise_level=noise_level,
-                         path=path)
+                         path=path, guide=guide)
         p = self.config.latent_patch_size
         latents = torch.stack([unpatchify_latent(t, grid, p) for t in tokens.cpu()])
         return latents, noise, plans, torch.stack(path, dim=1) if path is not None else None
@@ -202,12 +202,13 @@ class BagelUnified:
         parts = [self.vae.posterior(image_to_tensor(image)[None].to(self.vae.model.device)) for image in images]
         return Posterior(torch.cat([p.mean for p in parts]).cpu(), torch.cat([p.std for p in parts]).cpu())
 
+    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> list[Image.Image]:
         return tensor_to_images(self.vae.decode(latents.to(self.vae.model.device)))
 
     def sample_images(self, prompts: list[str], seeds: list[int], height: int, width: int,
-                      think: bool = False) -> SampledImages:
-        latents, noise, plans, _ = self.sample_latents(prompts, seeds, height, width, think=think)
+                      think: bool = False, guide: Guide | None = None) -> SampledImages:
+        latents, noise, plans, _ = self.sample_latents(prompts, seeds, height, width, think=think, guide=guide)
         return SampledImages(self.decode(latents), latents, noise, list(seeds), plans)
 
     def sample_trajectories(self, prompts: list[str], seeds: list[int], height: int, width: int,
@@ -273,3 +274,23 @@ class BagelUnified:
     def answer_distribution(self, images: list[Image.Image | None], questions: list[str],
                             answers: list[str]) -> torch.Tensor:
         return answer_distribution(self.model, self._question_context(images, questions), self.answer_token_ids(answers))
+
+    def latent_answer_log_odds(self, tokens: torch.Tensor, grid: tuple[int, int], questions: list[str],
+                               answers: tuple[str, str]) -> torch.Tensor:
+        """log P(answers[0]) − log P(answers[1]) about the images `tokens` decode to, differentiable in `tokens`: the
+        same context and first answer token as `answer_distribution`, on the decoder's unrounded pixels, resized for
+        the ViT by BAGEL's rule with a differentiable bicubic (PIL's in `answer_distribution`)."""
+        if len(questions) != tokens.shape[0]:
+            raise ValueError(f"{tokens.shape[0]} latents but {len(questions)} questions")
+        p = self.config.latent_patch_size
+        latents = torch.stack([unpatchify_latent(x, grid, p) for x in tokens])
+        pixels = self.vae.decode(latents.to(self.vae.model.device)).float().clamp(-1.0, 1.0)
+        w, h = target_size(pixels.shape[-1], pixels.shape[-2], self.config.vit_transform)
+        if (h, w) != tuple(pixels.shape[-2:]):
+            pixels = torch.nn.functional.interpolate(pixels, size=(h, w), mode="bicubic", align_corners=False,
+                                                     antialias=True).clamp(-1.0, 1.0)
+        cache = self.model.prefill(build_batch([[VitImage(px), self.text(q)] for px, q in zip(pixels, questions)],
+                                               self.config))
+        logits, _ = step_logits(self.model, cache, [self.config.special_tokens.bos_token_id] * len(questions))
+        log_p = torch.log_softmax(logits[:, self.answer_token_ids(list(answers))], dim=-1)
+        return log_p[:, 0] - log_p[:, 1]

@@ -81,9 +81,9 @@ class BagelVAE(nn.Module):
             z = mean + (0.5 * logvar).exp() * noise
         return self.params.scale_factor * (z - self.params.shift_factor)
 
-    @torch.no_grad()
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """Scaled latents (B, C, h, w) → images (B, 3, 8h, 8w), roughly in [-1, 1] (not clamped)."""
+        """Scaled latents (B, C, h, w) → images (B, 3, 8h, 8w), roughly in [-1, 1] (not clamped); differentiable in
+        `latents` (the weights never train), for judge guidance."""
         z = latents.to(self.dtype) / self.params.scale_factor + self.params.shift_factor
         return self.model.decode(z).sample
 
