@@ -41,7 +41,9 @@ from srum.evaluation.judges import build_judge, parse_judge_paths
 from srum.evaluation.judges.vlm import SPLIT
 from srum.evaluation.report import compare_scores, summary_extras, write_report, write_scores
 from srum.evaluation.tiny_judges import make_tiny_judges
+from srum.guidance import guide_factory
 from srum.models.registry import load_unified_model
+from srum.rewards.judge import templates_for
 from srum.utils.device import rank_device
 from srum.utils.dist import DistInfo, exit_process, init_distributed
 from srum.utils.io import write_manifest
@@ -93,6 +95,10 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--cfg", type=float, default=None, help="override the text guidance scale")
     ap.add_argument("--shift", type=float, default=None, help="override the timestep shift")
     ap.add_argument("--think", action="store_true")
+    ap.add_argument("--judge-guidance", type=float, default=0.0,
+                    help="> 0: the model's own judge steers the sampler (srum.guidance), this far per step")
+    ap.add_argument("--judge-guidance-until", type=float, default=0.5,
+                    help="judge guidance acts at flow times above this (1 = noise)")
     ap.add_argument("--understanding", action="store_true", help="a world: also measure understanding accuracy")
     ap.add_argument("--self-judge", action="store_true", help="a world: AUROC of the model judging its images")
     ap.add_argument("--dtype", default="auto")
@@ -115,6 +121,9 @@ def check_args(args: argparse.Namespace) -> None:
         if getattr(args, flag) and not hasattr(world_for(args.benchmark), hook):
             raise SystemExit(f"evaluate.py: --{flag.replace('_', '-')} needs a prompt world whose tiny model was "
                              f"taught its questions; --benchmark {args.benchmark} has none")
+    if args.judge_guidance < 0 or not 0 <= args.judge_guidance_until < 1:
+        raise SystemExit(f"evaluate.py: --judge-guidance {args.judge_guidance} must be >= 0 and "
+                         f"--judge-guidance-until {args.judge_guidance_until} in [0, 1)")
     for name in ("limit", "batch_size", "images_per_prompt", "steps", "size", "procs"):
         v = getattr(args, name)
         if v is not None and v <= 0:
@@ -233,14 +242,21 @@ def evaluate(args: argparse.Namespace, dist: DistInfo) -> None:
         items = compbench_prompts(args.prompts, args.split, args.limit, cats)
         judge_name, size = args.judge or "vlm", args.size or 1024
     args.out.mkdir(parents=True, exist_ok=True)
+    steering, guide_for = None, None
+    if args.judge_guidance > 0:  # the model's own judge questions: its world's, else the digit scale
+        steering = {"strength": args.judge_guidance, "until": args.judge_guidance_until,
+                    "templates": args.benchmark if world is not None else "digits"}
+        guide_for = guide_factory(model, templates_for(steering["templates"]), model.latent_grid(size, size),
+                                  args.judge_guidance, args.judge_guidance_until)
     records = generate_and_judge(model, items, build_eval_judge(args, judge_name, dist), args.out,
-                                 args.images_per_prompt, args.seed, size, args.batch_size, args.think, dist=dist)
+                                 args.images_per_prompt, args.seed, size, args.batch_size, args.think, dist=dist,
+                                 guide_for=guide_for)
     if not dist.is_main:
         return
     if args.benchmark == "t2i-compbench":
         records = write_compbench_samples(args.out, records)
     extra = {"seed": args.seed, "images_per_prompt": args.images_per_prompt, "size": size,
-             "guidance": model.sampling_settings(), "judge": judge_name}
+             "guidance": model.sampling_settings(), "judge": judge_name, "judge_guidance": steering}
     if args.self_judge:
         extra["self_judge"] = world.self_judge_auroc(model, args.out, records)
     if args.understanding:

@@ -10,14 +10,14 @@ import json
 import logging
 import re
 import shutil
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from tqdm import tqdm
 
 from srum.evaluation.benchmarks import PromptItem
 from srum.evaluation.judges import Judge, judge_batch
-from srum.models.interface import UnifiedModel
+from srum.models.interface import Guide, UnifiedModel
 from srum.utils.artifacts import read_image
 from srum.utils.dist import DistInfo, all_gather_objects
 from srum.utils.io import inside
@@ -41,8 +41,10 @@ def generate_and_judge(
     think: bool = False,
     progress: bool = True,
     dist: DistInfo | None = None,
+    guide_for: Callable[[list[str]], Guide] | None = None,
 ) -> list[dict]:
     """Draw, save (`out/images/<category>/<index>_<k>.png`) and score every image; one record per image.
+    `guide_for(prompts)`, when given, steers the sampler for each batch (`srum.guidance`).
 
     With several ranks (`dist`), batches are dealt round-robin and every rank returns all records, in the order
     of a one-rank run: seeds belong to images, not ranks, so the result does not depend on the world size.
@@ -57,8 +59,9 @@ def generate_and_judge(
     records = []
     for start in tqdm(starts, desc="generate", disable=not (progress and main), dynamic_ncols=True):
         chunk = jobs[start:start + batch_size]
-        result = model.sample_images([it.prompt for it, _, _ in chunk], [s for _, _, s in chunk], size, size,
-                                     think=think)
+        prompts = [it.prompt for it, _, _ in chunk]
+        steer = {"guide": guide_for(prompts)} if guide_for is not None else {}
+        result = model.sample_images(prompts, [s for _, _, s in chunk], size, size, think=think, **steer)
         judged = judge_batch(judge, result.images, [it.prompt for it, _, _ in chunk], [it.category for it, _, _ in chunk])
         for n, ((it, k, s), image, details) in enumerate(zip(chunk, result.images, judged)):
             rel = Path("images") / it.category / f"{it.index:05d}_{k}.png"

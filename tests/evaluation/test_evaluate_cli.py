@@ -44,6 +44,28 @@ def test_evaluate_shapes_limit(tiny_checkpoint, tmp_path):
     assert again["rejudged"] == {"judge": "shapes", "previous_overall": pytest.approx(scores["overall"])}
 
 
+def test_judge_guidance_steers_the_evaluated_sampler(tiny_checkpoint, tmp_path):
+    """The same prompts and seeds drawn with and without judge guidance: other images, and the setting recorded."""
+    runs = {}
+    for name, extra in (("plain", []), ("guided", ["--judge-guidance", "0.5", "--judge-guidance-until", "0.0"])):
+        out = tmp_path / name
+        subprocess.run([sys.executable, str(ROOT / "launch" / "evaluate.py"), "--checkpoint", str(tiny_checkpoint),
+                        "--benchmark", "shapes", "--split", "val", "--out", str(out), "--limit", "1", "--steps", "3",
+                        "--procs", "1", *extra], check=True, capture_output=True, text=True)
+        runs[name] = (json.loads((out / "scores.json").read_text()), out)
+    assert runs["plain"][0]["judge_guidance"] is None
+    assert runs["guided"][0]["judge_guidance"] == {"strength": 0.5, "until": 0.0, "templates": "shapes"}
+    records = json.loads((runs["plain"][1] / "images.json").read_text())
+    changed = [(runs["plain"][1] / r["file"]).read_bytes() != (runs["guided"][1] / r["file"]).read_bytes()
+               for r in records]
+    assert len(changed) == 8 and any(changed)
+    bad = subprocess.run([sys.executable, str(ROOT / "launch" / "evaluate.py"), "--checkpoint", str(tiny_checkpoint),
+                          "--benchmark", "shapes", "--out", str(tmp_path / "o"), "--judge-guidance", "-1"],
+                         capture_output=True, text=True)
+    assert bad.returncode != 0 and bad.stderr.strip().splitlines() == [
+        "evaluate.py: --judge-guidance -1.0 must be >= 0 and --judge-guidance-until 0.5 in [0, 1)"]
+
+
 def test_category_scores_by_hand():
     recs = [{"category": "a", "score": 1.0}, {"category": "b", "score": 0.0}, {"category": "a", "score": 0.5}]
     assert category_scores(recs) == {"a": 0.75, "b": 0.0}
