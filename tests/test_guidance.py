@@ -117,3 +117,29 @@ def test_answers_and_settings_that_cannot_guide():
     with pytest.raises(ConfigError, match="judge.templates=official asks for free text"):
         load_config(RECIPE, ["generate.judge_guidance=0.1", "judge.mode=text", "judge.templates=official"])
     assert load_config(RECIPE, ["generate.judge_guidance=0.1"]).generate.judge_guidance == 0.1
+
+
+def test_the_generate_stage_asks_a_guide_for_each_batch(tiny_checkpoint, tmp_path):
+    from srum.evaluation.benchmarks import PromptItem
+    from srum.generate import generate_stage
+    from srum.records import GenerateFolder
+    from srum.utils.dist import DistInfo
+
+    model = BagelUnified.from_pretrained(tiny_checkpoint)
+    model.set_sampling(num_timesteps=3)
+    items = [PromptItem("color", i, p) for i, p in enumerate(["a red circle", "a blue square", "a green triangle"])]
+    cfg = GenerateConfig(prompts="shapes", resolution=32, batch_size=2, seed=3, think=False)
+    factory = guide_factory(model, templates_for("shapes"), model.latent_grid(32, 32), strength=0.5, until=0.0)
+    asked: list[list[str]] = []
+
+    def guide_for(prompts):
+        asked.append(list(prompts))
+        return factory(prompts)
+
+    latents = {}
+    for name, hook in (("plain", None), ("guided", guide_for)):
+        generate_stage(model, items, cfg, tmp_path / name, DistInfo(0, 1, 0, None), progress=False, guide_for=hook)
+        folder = GenerateFolder(tmp_path / name)
+        latents[name] = torch.cat([folder.read_latents(k, len(folder.read_rows(k))) for k in folder.finished()])
+    assert asked == [["a red circle", "a blue square"], ["a green triangle"]]
+    assert (latents["guided"] - latents["plain"]).abs().amax(dim=(1, 2, 3)).min() > 1e-4  # every image steered
