@@ -76,11 +76,9 @@ def generate_stage(model: UnifiedModel | WorldRenders, items: list[PromptItem], 
         if cfg.sde_noise > 0:  # policy-gradient rollouts: stochastic steps, trajectories kept
             result = model.sample_trajectories(prompts, seeds, cfg.resolution, cfg.resolution, cfg.sde_noise,
                                                think=cfg.think)
-        elif guide_for is not None:
-            result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think,
-                                         guide=guide_for(prompts))
-        else:
-            result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think)
+        else:  # renders (WorldRenders) take no guide: the config refuses judge guidance with them
+            steer = {"guide": guide_for(prompts)} if guide_for is not None else {}
+            result = model.sample_images(prompts, seeds, cfg.resolution, cfg.resolution, think=cfg.think, **steer)
         latents, posterior = result.latents, result.posterior  # renders come encoded
         if cfg.reencode and cfg.source == GenerateSource.model:
             posterior = model.encode_posteriors(result.images)

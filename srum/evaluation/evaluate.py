@@ -60,9 +60,9 @@ def generate_and_judge(
     for start in tqdm(starts, desc="generate", disable=not (progress and main), dynamic_ncols=True):
         chunk = jobs[start:start + batch_size]
         prompts = [it.prompt for it, _, _ in chunk]
-        steer = {"guide": guide_for(prompts)} if guide_for is not None else {}
-        result = model.sample_images(prompts, [s for _, _, s in chunk], size, size, think=think, **steer)
-        judged = judge_batch(judge, result.images, [it.prompt for it, _, _ in chunk], [it.category for it, _, _ in chunk])
+        result = model.sample_images(prompts, [s for _, _, s in chunk], size, size, think=think,
+                                     guide=guide_for(prompts) if guide_for is not None else None)
+        judged = judge_batch(judge, result.images, prompts, [it.category for it, _, _ in chunk])
         for n, ((it, k, s), image, details) in enumerate(zip(chunk, result.images, judged)):
             rel = Path("images") / it.category / f"{it.index:05d}_{k}.png"
             (out / rel).parent.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,6 @@ inside `cfg_interval` (compared with the shifted t).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +18,7 @@ from srum import flow
 from srum.models.bagel.cache import KVCache
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.sequence import Latent, build_batch
+from srum.models.interface import Guide
 
 
 @dataclass
@@ -87,7 +87,7 @@ def denoise(
     step_noise: torch.Tensor | None = None,
     noise_level: float = 0.0,
     path: list[torch.Tensor] | None = None,
-    guide: Callable[[torch.Tensor, float], torch.Tensor | None] | None = None,
+    guide: Guide | None = None,
 ) -> torch.Tensor:
     """Run the Euler sampler from `noise` (B, h·w, C) to clean latent tokens (B, h·w, C), in float32.
 

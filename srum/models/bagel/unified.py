@@ -166,8 +166,8 @@ class BagelUnified:
 
     @torch.no_grad()
     def sample_latents(self, prompts: list[str], seeds: list[int], height: int, width: int, think: bool = False,
-                       noise_level: float = 0.0, guide: Guide | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str] | None,
-                                                         torch.Tensor | None]:
+                       noise_level: float = 0.0, guide: Guide | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, list[str] | None, torch.Tensor | None]:
         """Clean latents (B, C, h, w), the noise they came from, the plans (think mode) and, for SDE rollouts
         (noise_level > 0), the trajectory (B, num_timesteps, h·w, token_dim): x at every grid point."""
         if len(prompts) != len(seeds):
