@@ -80,11 +80,14 @@ class ObjectiveKind(str, Enum):
     best_of = "best_of"  # RAFT / expert iteration: plain flow matching on the best images of each prompt's group
     flow_grpo = "flow_grpo"  # Flow-GRPO: clipped policy gradient on the SDE steps of the rollouts' own trajectories
     dpo = "dpo"  # Diffusion-DPO: preference pairs of each group's best and worst images against the round's start
+    # the velocity learns the step judge guidance would take: the round's start's velocity moved by the gradient of
+    # its own judge's log-odds (srum.guidance), regressed on the round's samples re-noised; reward maps are not read
+    judge_distill = "judge_distill"
 
     @property
     def needs_start(self) -> bool:
         """Whether the objective compares the trained model with the round's starting model (a frozen copy)."""
-        return self in (ObjectiveKind.nft, ObjectiveKind.flow_grpo, ObjectiveKind.dpo)
+        return self in (ObjectiveKind.nft, ObjectiveKind.flow_grpo, ObjectiveKind.dpo, ObjectiveKind.judge_distill)
 
 
 class Optimality(str, Enum):
@@ -412,6 +415,10 @@ class ObjectiveConfig:
     # dpo: preference pairs per prompt group: its j-th best image against its j-th worst for j < dpo_pairs (kept only
     # where the better one's image reward is higher), so K/2 pairs use every image once
     dpo_pairs: int = 1
+    # judge_distill: the guidance distilled, as generate.judge_guidance takes it: the clean estimate moved by this
+    # distance along the unit-RMS gradient of the judge's log-odds
+    judge_strength: float = 0.1
+    judge_until: float = 0.5  # judge_distill: guidance acts at flow times above this (as generate.judge_guidance_until)
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:
@@ -442,6 +449,9 @@ class ObjectiveConfig:
             raise ConfigError(f"objective.keep_top={self.keep_top} must be >= 1 (images kept per prompt group)")
         _check_positive("objective.pg_clip", self.pg_clip)
         _check_positive("objective.dpo_beta", self.dpo_beta)
+        _check_positive("objective.judge_strength", self.judge_strength)
+        if not 0.0 <= self.judge_until < 1.0:
+            raise ConfigError(f"objective.judge_until={self.judge_until} must lie in [0, 1)")
         if self.dpo_pairs < 1:
             raise ConfigError(f"objective.dpo_pairs={self.dpo_pairs} must be >= 1 (preference pairs per prompt group)")
         for key, reader in _READ_BY_ONE_KIND.items():
@@ -460,7 +470,8 @@ class ObjectiveConfig:
 
 # objective settings that only one objective reads: set off their default under another, they are refused
 _READ_BY_ONE_KIND = {"keep_top": ObjectiveKind.best_of, "pg_clip": ObjectiveKind.flow_grpo,
-                     "dpo_beta": ObjectiveKind.dpo, "dpo_pairs": ObjectiveKind.dpo}
+                     "dpo_beta": ObjectiveKind.dpo, "dpo_pairs": ObjectiveKind.dpo,
+                     "judge_strength": ObjectiveKind.judge_distill, "judge_until": ObjectiveKind.judge_distill}
 
 
 @dataclass
@@ -630,7 +641,8 @@ class RunConfig:
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
-        grouped = self.objective.kind != ObjectiveKind.official  # every other objective compares a prompt's images
+        # every other objective compares a prompt's images (judge_distill reads no reward)
+        grouped = self.objective.kind not in (ObjectiveKind.official, ObjectiveKind.judge_distill)
         if grouped and self.generate.images_per_prompt < 2:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
@@ -650,7 +662,8 @@ class RunConfig:
                 f"objective.group_noise=true needs objective.kind=group_relative|nft and train.micro_batch_size a "
                 f"multiple of generate.images_per_prompt={k} (whole groups per micro-batch); got "
                 f"objective.kind={self.objective.kind.value}, train.micro_batch_size={self.train.micro_batch_size}")
-        if self.reward.hindsight and (grouped or self.generate.source == GenerateSource.world):
+        if self.reward.hindsight and (self.objective.kind != ObjectiveKind.official
+                                      or self.generate.source == GenerateSource.world):
             raise ConfigError(
                 f"reward.hindsight relabels the model's own images, each to its own best prompt: set "
                 f"objective.kind=official and generate.source=model (got {self.objective.kind.value}, "
@@ -700,6 +713,12 @@ class RunConfig:
             raise ConfigError("generate.judge_guidance differentiates the judge's answer tokens, and "
                               "judge.templates=official asks for free text: set judge.mode=logits with "
                               "judge.templates=digits or a world's, or generate.judge_guidance=0")
+        if self.objective.kind == ObjectiveKind.judge_distill and (self.judge.template_set == "official"
+                                                                    or self.train.zero_stage == 3):
+            raise ConfigError("objective.kind=judge_distill differentiates the judge's answer tokens with the round's "
+                              "start whole on each rank: set judge.mode=logits with judge.templates=digits or a "
+                              "world's, and train.zero_stage=2 (got judge.templates="
+                              f"{self.judge.template_set}, train.zero_stage={self.train.zero_stage})")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "

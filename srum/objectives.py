@@ -80,6 +80,19 @@ def nft_loss(v_pred: torch.Tensor, v_old: torch.Tensor, target: torch.Tensor, op
     return (r * (v_pos - target.float()).pow(2) + (1.0 - r) * (v_neg - target.float()).pow(2)).mean()
 
 
+def judge_distill_loss(v_pred: torch.Tensor, v_ref: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
+    """mean((v_pred − (v_ref + offset))²): regress the velocity on the frozen start's velocity moved by `offset`,
+    the step judge guidance would add there (srum.guidance.guided_velocity_shift: −shift/t on guided rows, 0
+    elsewhere). Like the first stage of guided-diffusion distillation (Meng et al. 2023, "On Distillation of Guided
+    Diffusion Models", arXiv 2210.03142), which fits a student to the guided teacher's output, the signal is the
+    guidance itself rather than samples drawn with it, so it carries no flow-target noise; rows without an offset
+    hold the model at its start (a KL term). At v_pred = v_ref the gradient is −2·offset/numel: the update moves the
+    velocity towards the guided step."""
+    _check_velocities(v_pred, v_ref, "v_ref")
+    _check_velocities(v_pred, offset, "offset")
+    return (v_pred.float() - (v_ref.detach().float() + offset.detach().float())).pow(2).mean()
+
+
 @dataclass
 class SdeStep:
     """One recorded step of an SDE rollout: x_t → x_next over (t, t − dt) at the rollout's noise level."""
@@ -155,7 +168,8 @@ def dpo_loss(v_pred: torch.Tensor, v_ref: torch.Tensor, target: torch.Tensor, ro
 
 def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.Tensor, cfg: ObjectiveConfig,
               v_ref: torch.Tensor | None = None, target_good: torch.Tensor | None = None,
-              step: SdeStep | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+              step: SdeStep | None = None,
+              offset: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Total loss = reward term + constraint term, and its parts as detached scalars.
 
     Reward term by `cfg.kind`: `official` and `group_relative` weight flow matching per token by `weights` (the
@@ -185,6 +199,11 @@ def srum_loss(v_pred: torch.Tensor, target: torch.Tensor | None, weights: torch.
         if step is None:
             raise ValueError("objective.kind=flow_grpo needs the rollout's recorded step: pass step")
         reward_term, extra["clip_fraction"] = policy_gradient_loss(v_pred, v_ref, step, weights, cfg.pg_clip)
+    elif cfg.kind == ObjectiveKind.judge_distill:
+        if offset is None:
+            raise ValueError("objective.kind=judge_distill needs the guidance's velocity offset: pass offset")
+        reward_term = judge_distill_loss(v_pred, v_ref, offset)
+        extra["offset_ms"] = offset.float().pow(2).mean()  # the loss of a model that has learnt none of the offset
     elif target is None:
         raise ValueError(f"objective.kind={cfg.kind.value} needs the flow target: pass target")
     elif cfg.kind == ObjectiveKind.nft:

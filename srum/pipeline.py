@@ -77,6 +77,9 @@ def _objective_settings(cfg: RunConfig) -> str:
         return ""
     if obj.kind == ObjectiveKind.best_of:
         return f" (the best {obj.keep_top} of K={k} per group by image reward, if above the group's lowest, at weight 1)"
+    if obj.kind == ObjectiveKind.judge_distill:
+        return (f" (the round's start's velocity moved by its own judge's guidance, strength {obj.judge_strength} "
+                f"above t={obj.judge_until}; no reward map read)")
     if obj.kind == ObjectiveKind.dpo:
         return (f" ({obj.dpo_pairs} pair(s) per group of K={k}: its j-th best image by image reward against its j-th "
                 f"worst, β={obj.dpo_beta}, against the round's start)")

@@ -20,10 +20,12 @@ from srum import flow
 from srum.config import ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
 from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
 from srum.engine import TrainEngine
+from srum.guidance import guided_velocity_shift
 from srum.models.interface import Posterior
 from srum.objectives import SdeStep, srum_loss
 from srum.rewards.advantage import best_in_group, best_worst_pairs, group_advantages, optimality
 from srum.records import GenerateFolder, ScoreFolder
+from srum.rewards.judge import templates_for
 from srum.utils.artifacts import DamagedArtifact, check_range
 from srum.utils.dist import DistInfo
 from srum.utils.logging import log_resume
@@ -49,7 +51,7 @@ def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[
     probabilities (nft: from the group's advantages, or from the signed map itself with objective.optimality=map; at
     least ½ without the negative half). best_of returns only the images it keeps, each with weight 1 on every token
     (plain flow matching on them); dpo returns its preference pairs, winner (+1 on every token) then loser (−1)."""
-    if cfg.kind == ObjectiveKind.official:
+    if cfg.kind in (ObjectiveKind.official, ObjectiveKind.judge_distill):  # judge_distill does not read them
         return samples
     if cfg.kind == ObjectiveKind.dpo:
         pairs = best_worst_pairs([s.weights for s in samples], [s.group for s in samples], cfg.dpo_pairs)
@@ -233,6 +235,8 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                disable=not (cfg.log.progress and dist.is_main), dynamic_ncols=True)
     units = group_units(samples, obj)
     rollout = obj.kind == ObjectiveKind.flow_grpo  # trains the sampling (guided) policy on its recorded steps
+    distil = obj.kind == ObjectiveKind.judge_distill
+    templates = templates_for(cfg.judge.template_set) if distil else None
     for step in bar:
         for micro in range(cfg.train.grad_accum_steps):
             sde, target = None, None
@@ -255,7 +259,11 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                 with torch.no_grad():
                     v_ref = (reference.guided_velocity if guided else reference.velocity)(
                         prompts, x_t, t.to(device), grid)
-            loss, parts = srum_loss(v, target, weights, obj, v_ref=v_ref, step=sde)
+            offset, judged = None, None
+            if distil:  # the round's start judges its own clean estimates: the guided step it would take
+                offset, judged = guided_velocity_shift(reference, x_t, t, v_ref, prompts, templates, grid,
+                                                       obj.judge_strength, obj.judge_until)
+            loss, parts = srum_loss(v, target, weights, obj, v_ref=v_ref, step=sde, offset=offset)
             # A non-finite loss is not raised here, on one rank: its NaN gradients make DeepSpeed's (global) grad
             # norm non-finite on every rank alike, and the guard below stops all of them at the same step.
             grad_norm = engine.backward_and_step(loss)
@@ -271,6 +279,10 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                    "lr": engine.lr, "weight_mean": float(weights.mean()),
                    "negative_weight_fraction": float((weights < neutral).float().mean()),
                    "skipped_steps": float(engine.skipped_steps)}
+        if judged is not None:  # the last micro-batch's guided rows: how often guidance acts, what the judge says
+            metrics["guided_fraction"] = len(judged) / len(x_t)
+            if len(judged):
+                metrics["judge_log_odds"] = float(judged.mean())
         if dist.is_main and step % cfg.log.every == 0:
             bar.set_postfix(loss=f"{metrics['loss']:.4f}")
             logger.info("stage=train step=%d %s", step, " ".join(f"{k}={v:.5g}" for k, v in metrics.items()))

@@ -8,13 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from srum.config import ConfigError, GenerateConfig, load_config
-from srum.guidance import guide_answers, guide_factory, judge_guide
+from srum.config import ConfigError, GenerateConfig, ObjectiveConfig, load_config
+from srum.guidance import guide_answers, guide_factory, guided_velocity_shift, judge_guide
 from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.sampling import GuidanceParams, denoise
 from srum.models.bagel.unified import BagelUnified
 from srum.models.bagel.vae import BagelVAE
+from srum.pipeline import plan
 from srum.rewards.judge import templates_for
 from srum.worlds.shapes.model import shapes_tokenizer
 
@@ -143,3 +144,67 @@ def test_the_generate_stage_asks_a_guide_for_each_batch(tiny_checkpoint, tmp_pat
         latents[name] = torch.cat([folder.read_latents(k, len(folder.read_rows(k))) for k in folder.finished()])
     assert asked == [["a red circle", "a blue square"], ["a green triangle"]]
     assert (latents["guided"] - latents["plain"]).abs().amax(dim=(1, 2, 3)).min() > 1e-4  # every image steered
+
+
+def test_distillation_offsets_are_the_guided_step_on_guided_rows_only(unified):
+    """Rows with a prompt and t above `until` get −shift/t with shift the guide's at x0_hat = x_t − t·v; a dropped
+    prompt (None) or t ≤ until gets 0; the log-odds come back for the guided rows alone."""
+    m = unified
+    grid, templates = m.latent_grid(32, 32), templates_for("shapes")
+    g = torch.Generator().manual_seed(4)
+    x_t, v = torch.randn(4, 4, 64, generator=g), torch.randn(4, 4, 64, generator=g)
+    t = torch.tensor([0.9, 0.4, 0.7, 0.8])
+    prompts = [PROMPTS[0], PROMPTS[1], None, PROMPTS[1]]
+    offset, log_odds = guided_velocity_shift(m, x_t, t, v, prompts, templates, grid, strength=0.3, until=0.5)
+    assert log_odds.shape == (2,)
+    assert torch.equal(offset[1], torch.zeros_like(offset[1])) and torch.equal(offset[2], torch.zeros_like(offset[2]))
+    for i in (0, 3):
+        shift = judge_guide(m, [prompts[i]], templates, grid, 0.3, 0.5)(x_t[i:i + 1] - t[i] * v[i:i + 1], float(t[i]))
+        assert torch.allclose(offset[i], -shift[0] / t[i], atol=1e-5)
+
+
+def test_a_distillation_step_moves_the_velocity_towards_the_guided_step(unified):
+    """One SGD step on judge_distill's loss, the trained model starting equal to its frozen reference: the
+    velocity's change on the batch points along the guidance offset (to first order Δv = 2·lr/numel·J·Jᵀ·offset,
+    whose inner product with the offset is ≥ 0), and the loss falls."""
+    import copy
+
+    from srum.config import ObjectiveKind
+    from srum.objectives import srum_loss
+
+    m, reference = unified, copy.deepcopy(unified)
+    grid = m.latent_grid(32, 32)
+    g = torch.Generator().manual_seed(5)
+    x_t, t = torch.randn(2, 4, 64, generator=g), torch.tensor([0.9, 0.7])
+    cfg = ObjectiveConfig(kind=ObjectiveKind.judge_distill, constraint="none")
+    with torch.no_grad():
+        v_ref = reference.velocity(PROMPTS, x_t, t, grid)
+    offset, _ = guided_velocity_shift(reference, x_t, t, v_ref, PROMPTS, templates_for("shapes"), grid, 0.3, 0.5)
+    v = m.velocity(PROMPTS, x_t, t, grid)
+    loss, parts = srum_loss(v, None, torch.ones(2, 4), cfg, v_ref=v_ref, offset=offset)
+    assert torch.allclose(loss, offset.pow(2).mean(), atol=1e-6) and float(parts["kl"]) < 1e-10
+    loss.backward()
+    with torch.no_grad():
+        for p in m.model.parameters():
+            if p.grad is not None:
+                p -= 1.0 * p.grad
+        change = m.velocity(PROMPTS, x_t, t, grid) - v.detach()
+    cosine = torch.nn.functional.cosine_similarity(change.flatten(), offset.flatten(), dim=0)
+    assert cosine > 0.1, cosine
+    assert (m.velocity(PROMPTS, x_t, t, grid) - (v_ref + offset)).pow(2).mean() < loss
+
+
+def test_settings_judge_distill_cannot_train_with():
+    flags = ["objective.kind=judge_distill", "objective.constraint=none"]
+    cfg = load_config(RECIPE, flags + ["objective.judge_strength=0.3"])
+    assert cfg.objective.judge_strength == 0.3 and cfg.generate.images_per_prompt == 2
+    assert ("objective: judge_distill (the round's start's velocity moved by its own judge's guidance, strength 0.3 "
+            "above t=0.5; no reward map read), constraint=none") in plan(cfg, 2)
+    with pytest.raises(ConfigError, match="judge.templates=official, train.zero_stage=2"):
+        load_config(RECIPE, flags + ["judge.mode=text", "judge.templates=official"])
+    with pytest.raises(ConfigError, match="judge.templates=shapes, train.zero_stage=3"):
+        load_config(RECIPE, flags + ["train.zero_stage=3"])
+    with pytest.raises(ConfigError, match="objective.judge_strength=0.3 is read by objective.kind=judge_distill only"):
+        load_config(RECIPE, ["objective.judge_strength=0.3"])
+    with pytest.raises(ConfigError, match="train.start_from=base trains model.path"):
+        load_config(RECIPE, flags + ["train.start_from=base"])

@@ -138,3 +138,25 @@ def test_srum_loss_nft_needs_the_reference_and_group_relative_takes_signed_weigh
     gr = ObjectiveConfig(kind=ObjectiveKind.group_relative, constraint=Constraint.none)
     neg, _ = srum_loss(V, T, torch.tensor([[-1.0, -1.0]]), gr)
     assert neg.item() == pytest.approx(-F.mse_loss(V, T).item())  # a negative advantage rewards error
+
+
+def test_judge_distill_loss_hand_value_and_gradient_towards_the_offset():
+    """Target v_ref + offset: v_ref (1, 2) with offset (0.5, −1) and v_pred (1, 2) give mean(0.25, 1) = 0.625 and
+    gradient 2·(v − target)/2 = (−0.5, 1), i.e. descent moves v along the offset; a zero offset is the KL term."""
+    from srum.objectives import judge_distill_loss
+
+    v = torch.tensor([[[1.0, 2.0]]], requires_grad=True)
+    v_ref, offset = torch.tensor([[[1.0, 2.0]]]), torch.tensor([[[0.5, -1.0]]])
+    loss = judge_distill_loss(v, v_ref, offset)
+    assert torch.isclose(loss, torch.tensor(0.625))
+    loss.backward()
+    assert torch.allclose(v.grad, torch.tensor([[[-0.5, 1.0]]]))
+    assert torch.isclose(judge_distill_loss(v.detach() + 0.1, v_ref, torch.zeros_like(offset)),
+                         velocity_kl(v.detach() + 0.1, v_ref))
+    cfg = ObjectiveConfig(kind=ObjectiveKind.judge_distill, constraint=Constraint.none)
+    with pytest.raises(ValueError, match="needs the round's starting model's velocity"):
+        srum_loss(v, None, torch.ones(1, 1), cfg)
+    with pytest.raises(ValueError, match="needs the guidance's velocity offset"):
+        srum_loss(v, None, torch.ones(1, 1), cfg, v_ref=v_ref)
+    total, parts = srum_loss(v, None, torch.ones(1, 1), cfg, v_ref=v_ref, offset=offset)
+    assert torch.isclose(total, torch.tensor(0.625)) and float(parts["kl"]) == 0.0

@@ -179,6 +179,23 @@ def test_dpo_round_trains_on_best_against_worst_pairs(checkpoint, tmp_path):
     assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
 
 
+def test_judge_distill_round_regresses_on_the_starts_guided_velocity(checkpoint, tmp_path):
+    """objective.kind=judge_distill end to end: step 0 starts at the reference (kl=0) with a
+    positive loss from the guided rows alone, the judge's log-odds are logged and the generation side moves."""
+    a = tmp_path / "a"
+    flags = ["objective.kind=judge_distill", "objective.constraint=none", "objective.judge_until=0",
+             "objective.text_dropout=0", "train.max_steps=3", "eval.prompts=null"]
+    done = run(command(checkpoint, a, 29644) + flags)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
+    fields = dict(kv.split("=", 1) for kv in first.split("stage=train ")[1].split())
+    assert fields["kl"] == "0" and float(fields["reward_term"]) > 0, first
+    assert fields["guided_fraction"] == "1" and "judge_log_odds" in fields, first
+    base = load_file(str(checkpoint / "model.safetensors"))
+    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
+    assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
+
+
 def test_damaged_reward_file_stops_with_one_line(checkpoint, tmp_path):
     """A reward map value no judge writes (1000) in a valid file: the rerun stops before training, in one line
     naming the file and the fix, instead of training a worse model and exiting 0."""
