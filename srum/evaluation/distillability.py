@@ -1,0 +1,66 @@
+"""Which velocity offsets can the generation side learn from a round's samples: the diagnosis of judge_distill.
+
+The model is fitted, from its start, to v_start + offset on re-noised samples, as `objective.kind=judge_distill`
+fits it to the guided step, and on every new batch, before that batch's step, we measure the share of the offset
+it already takes, ⟨v − v_start, offset⟩ / ‖offset‖² (1: learnt, 0: not at all; fresh batches, so memorising
+earlier ones does not count). The offsets: `judge` (judge guidance's step, srum.guidance.guided_velocity_shift);
+`cfg` (text CFG's own push on the velocity, v_guided − v_cond, rescaled per image to the judge offset's RMS: a
+direction the network computes itself, the positive control); `random` (Gaussian noise of that RMS, which no network
+can predict: the negative control). Every offset sees the same samples, timesteps and noise.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from srum import flow
+from srum.guidance import guided_velocity_shift
+from srum.models.interface import UnifiedModel
+from srum.rewards.judge import JudgeTemplates
+
+OFFSETS = ("judge", "cfg", "random")
+
+
+def _rms(x: torch.Tensor) -> torch.Tensor:
+    return x.pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True).sqrt()
+
+
+def offset_uptake(model: UnifiedModel, reference: UnifiedModel, tokens: torch.Tensor, prompts: list[str],
+                  grid: tuple[int, int], templates: JudgeTemplates, offset: str, steps: int, lr: float,
+                  batch_size: int, strength: float, until: float, seed: int) -> list[float]:
+    """Train `model`'s generation side (AdamW, lr `lr`) towards `reference`'s velocity plus `offset` on batches of
+    `tokens` (M, N, C) re-noised at flow times in (until, 1], where guidance acts; returns each step's share of
+    the offset taken before its update. `reference` is the frozen start (the same weights as `model` at first)."""
+    if offset not in OFFSETS:
+        raise ValueError(f"offset={offset!r}: expected one of {', '.join(OFFSETS)}")
+    params = []
+    for name, p in model.trainable_module().named_parameters():
+        p.requires_grad_(model.is_generation_parameter(name))
+        if p.requires_grad:
+            params.append(p)
+    reference.trainable_module().requires_grad_(False)
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    draws, noise_draws = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    shares = []
+    for _ in range(steps):
+        idx = torch.randint(len(tokens), (batch_size,), generator=draws)
+        x0, batch = tokens[idx], [prompts[i] for i in idx.tolist()]
+        t = until + (1.0 - until) * torch.rand(batch_size, generator=draws).clamp_min(1e-6)
+        x_t = flow.interpolate(x0, torch.randn(x0.shape, generator=draws), t)
+        with torch.no_grad():
+            v_ref = reference.velocity(batch, x_t, t, grid)
+        target, _ = guided_velocity_shift(reference, x_t, t, v_ref, batch, templates, grid, strength, until)
+        if offset == "cfg":
+            with torch.no_grad():
+                push = reference.guided_velocity(batch, x_t, t, grid) - v_ref
+            target = push * _rms(target) / _rms(push).clamp_min(1e-12)
+        elif offset == "random":
+            target = torch.randn(target.shape, generator=noise_draws) * _rms(target)
+        v = model.velocity(batch, x_t, t, grid)
+        with torch.no_grad():
+            shares.append(float(((v - v_ref) * target).sum() / target.pow(2).sum().clamp_min(1e-12)))
+        loss = (v - v_ref - target).pow(2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return shares
