@@ -69,12 +69,13 @@ def main(argv: list[str] | None = None) -> None:
         ap.error(f"--samples {args.samples} has no finished chunk")
     model_cfg = ModelConfig(path=str(args.checkpoint), device="cpu", dtype="float32")
     reference = load_unified_model(model_cfg)
-    tokens, prompts = [], []
+    tokens, rows = [], []
     for k in chunks:
-        rows = folder.read_rows(k)
-        tokens.append(reference.latents_to_tokens(folder.read_latents(k, len(rows))))
-        prompts += [r.prompt for r in rows]
-    with Image.open(args.samples / folder.read_rows(chunks[0])[0].file) as im:
+        chunk_rows = folder.read_rows(k)
+        tokens.append(reference.latents_to_tokens(folder.read_latents(k, len(chunk_rows))))
+        rows += chunk_rows
+    prompts = [r.prompt for r in rows]
+    with Image.open(args.samples / rows[0].file) as im:
         grid = reference.latent_grid(im.height, im.width)
     tokens_all = torch.cat(tokens)
     summary = {}

@@ -40,6 +40,11 @@ def judge_questions(templates: JudgeTemplates, prompts: list[str]) -> list[str]:
     return [templates.global_question.format(prompt=p, object=p, box=box_text((0, 0, 1, 1), 1, 1)) for p in prompts]
 
 
+def per_image_rms(x: torch.Tensor) -> torch.Tensor:
+    """Root mean square over all but the batch dimension, kept broadcastable against x."""
+    return x.pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True).sqrt()
+
+
 def log_odds_shift(model: UnifiedModel, x0: torch.Tensor, grid: tuple[int, int], questions: list[str],
                    answers: tuple[str, str], strength: float) -> tuple[torch.Tensor, torch.Tensor]:
     """`strength` times the unit-RMS gradient (per image) of the judge's log-odds w.r.t. the clean latents x0, and
@@ -48,8 +53,7 @@ def log_odds_shift(model: UnifiedModel, x0: torch.Tensor, grid: tuple[int, int],
         x0 = x0.detach().requires_grad_(True)
         log_odds = model.latent_answer_log_odds(x0, grid, questions, answers)
         (grad,) = torch.autograd.grad(log_odds.sum(), x0)
-    rms = grad.pow(2).mean(dim=tuple(range(1, grad.dim())), keepdim=True).sqrt()
-    return strength * grad / rms.clamp_min(1e-12), log_odds.detach()
+    return strength * grad / per_image_rms(grad).clamp_min(1e-12), log_odds.detach()
 
 
 def judge_guide(model: UnifiedModel, prompts: list[str], templates: JudgeTemplates, grid: tuple[int, int],

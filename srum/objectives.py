@@ -88,9 +88,8 @@ def judge_distill_loss(v_pred: torch.Tensor, v_ref: torch.Tensor, offset: torch.
     guidance itself rather than samples drawn with it, so it carries no flow-target noise; rows without an offset
     hold the model at its start (a KL term). At v_pred = v_ref the gradient is −2·offset/numel: the update moves the
     velocity towards the guided step."""
-    _check_velocities(v_pred, v_ref, "v_ref")
     _check_velocities(v_pred, offset, "offset")
-    return (v_pred.float() - (v_ref.detach().float() + offset.detach().float())).pow(2).mean()
+    return velocity_kl(v_pred, v_ref.detach().float() + offset.detach().float())
 
 
 @dataclass

@@ -14,15 +14,12 @@ from __future__ import annotations
 import torch
 
 from srum import flow
-from srum.guidance import guided_velocity_shift
+from srum.guidance import guided_velocity_shift, per_image_rms
 from srum.models.interface import UnifiedModel
+from srum.objectives import judge_distill_loss
 from srum.rewards.judge import JudgeTemplates
 
 OFFSETS = ("judge", "cfg", "random")
-
-
-def _rms(x: torch.Tensor) -> torch.Tensor:
-    return x.pow(2).mean(dim=tuple(range(1, x.dim())), keepdim=True).sqrt()
 
 
 def offset_uptake(model: UnifiedModel, reference: UnifiedModel, tokens: torch.Tensor, prompts: list[str],
@@ -53,13 +50,13 @@ def offset_uptake(model: UnifiedModel, reference: UnifiedModel, tokens: torch.Te
         if offset == "cfg":
             with torch.no_grad():
                 push = reference.guided_velocity(batch, x_t, t, grid) - v_ref
-            target = push * _rms(target) / _rms(push).clamp_min(1e-12)
+            target = push * per_image_rms(target) / per_image_rms(push).clamp_min(1e-12)
         elif offset == "random":
-            target = torch.randn(target.shape, generator=noise_draws) * _rms(target)
+            target = torch.randn(target.shape, generator=noise_draws) * per_image_rms(target)
         v = model.velocity(batch, x_t, t, grid)
         with torch.no_grad():
             shares.append(float(((v - v_ref) * target).sum() / target.pow(2).sum().clamp_min(1e-12)))
-        loss = (v - v_ref - target).pow(2).mean()
+        loss = judge_distill_loss(v, v_ref, target)
         opt.zero_grad()
         loss.backward()
         opt.step()
