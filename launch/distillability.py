@@ -26,7 +26,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from srum.config import ConfigError, ModelConfig  # noqa: E402
-from srum.evaluation.distillability import OFFSETS, offset_uptake  # noqa: E402
+from srum.evaluation.distillability import OFFSETS, offset_uptake, token_low_pass  # noqa: E402
 from srum.guidance import guide_answers  # noqa: E402
 from srum.models.registry import load_unified_model  # noqa: E402
 from srum.records import GenerateFolder  # noqa: E402
@@ -45,6 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--strength", type=float, default=0.1, help="judge guidance's η (objective.judge_strength)")
     ap.add_argument("--until", type=float, default=0.5, help="flow times above this (objective.judge_until)")
+    ap.add_argument("--low-pass", type=int, default=1,
+                    help="average every offset over K × K blocks of the token grid first (1: as it is)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     ap.add_argument("--out", required=True, type=Path, help="JSON file: per offset, the summary and every step's share")
@@ -78,11 +80,16 @@ def main(argv: list[str] | None = None) -> None:
     with Image.open(args.samples / rows[0].file) as im:
         grid = reference.latent_grid(im.height, im.width)
     tokens_all = torch.cat(tokens)
+    try:
+        token_low_pass(tokens_all[:1], grid, args.low_pass)
+    except ValueError as e:
+        ap.error(f"--low-pass: {e}")
     summary = {}
     for offset in args.offsets:
         started = time.monotonic()
         shares = offset_uptake(load_unified_model(model_cfg), reference, tokens_all, prompts, grid, templates, offset,
-                               args.steps, args.lr, args.batch_size, args.strength, args.until, args.seed)
+                               args.steps, args.lr, args.batch_size, args.strength, args.until, args.seed,
+                               args.low_pass)
         last = shares[-max(2, args.steps // 3):]
         summary[offset] = {"share": statistics.mean(last), "sd": statistics.stdev(last),
                            "seconds": round(time.monotonic() - started, 1), "shares": shares}

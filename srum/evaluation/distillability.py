@@ -6,12 +6,16 @@ it already takes, ⟨v − v_start, offset⟩ / ‖offset‖² (1: learnt, 0: no
 earlier ones does not count). The offsets: `judge` (judge guidance's step, srum.guidance.guided_velocity_shift);
 `cfg` (text CFG's own push on the velocity, v_guided − v_cond, rescaled per image to the judge offset's RMS: a
 direction the network computes itself, the positive control); `random` (Gaussian noise of that RMS, which no network
-can predict: the negative control). Every offset sees the same samples, timesteps and noise.
+can predict: the negative control). Every offset sees the same samples, timesteps and noise. With `low_pass` K > 1
+every offset is first averaged over K × K blocks of the token grid (then rescaled to the judge offset's size): does
+a coarser version of the judge's direction, one that says where to change the picture rather than which pixels,
+become learnable?
 """
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 
 from srum import flow
 from srum.guidance import guided_velocity_shift, per_image_rms
@@ -22,14 +26,33 @@ from srum.rewards.judge import JudgeTemplates
 OFFSETS = ("judge", "cfg", "random")
 
 
+def token_low_pass(x: torch.Tensor, grid: tuple[int, int], k: int) -> torch.Tensor:
+    """Each token of x (B, h·w row-major, C) replaced by the mean of its k × k block of the (h, w) token grid.
+
+    Raises:
+        ValueError: k does not divide the grid's sides.
+    """
+    h, w = grid
+    if k < 1 or h % k or w % k:
+        raise ValueError(f"low_pass={k} must be >= 1 and divide the token grid {h}×{w}")
+    if k == 1:
+        return x
+    b, n, c = x.shape
+    blocks = F.avg_pool2d(x.transpose(1, 2).reshape(b, c, h, w), k)
+    return blocks.repeat_interleave(k, 2).repeat_interleave(k, 3).reshape(b, c, n).transpose(1, 2)
+
+
 def offset_uptake(model: UnifiedModel, reference: UnifiedModel, tokens: torch.Tensor, prompts: list[str],
                   grid: tuple[int, int], templates: JudgeTemplates, offset: str, steps: int, lr: float,
-                  batch_size: int, strength: float, until: float, seed: int) -> list[float]:
+                  batch_size: int, strength: float, until: float, seed: int,
+                  low_pass: int = 1) -> list[float]:
     """Train `model`'s generation side (AdamW, lr `lr`) towards `reference`'s velocity plus `offset` on batches of
     `tokens` (M, N, C) re-noised at flow times in (until, 1], where guidance acts; returns each step's share of
-    the offset taken before its update. `reference` is the frozen start (the same weights as `model` at first)."""
+    the offset taken before its update. `reference` is the frozen start (the same weights as `model` at first);
+    `low_pass` as `token_low_pass` takes it."""
     if offset not in OFFSETS:
         raise ValueError(f"offset={offset!r}: expected one of {', '.join(OFFSETS)}")
+    token_low_pass(tokens[:1], grid, low_pass)  # refuse a bad block size before any training
     params = []
     for name, p in model.trainable_module().named_parameters():
         p.requires_grad_(model.is_generation_parameter(name))
@@ -47,12 +70,14 @@ def offset_uptake(model: UnifiedModel, reference: UnifiedModel, tokens: torch.Te
         with torch.no_grad():
             v_ref = reference.velocity(batch, x_t, t, grid)
         target, _ = guided_velocity_shift(reference, x_t, t, v_ref, batch, templates, grid, strength, until)
+        size = per_image_rms(target)
         if offset == "cfg":
             with torch.no_grad():
-                push = reference.guided_velocity(batch, x_t, t, grid) - v_ref
-            target = push * per_image_rms(target) / per_image_rms(push).clamp_min(1e-12)
+                target = reference.guided_velocity(batch, x_t, t, grid) - v_ref
         elif offset == "random":
-            target = torch.randn(target.shape, generator=noise_draws) * per_image_rms(target)
+            target = torch.randn(target.shape, generator=noise_draws)
+        target = token_low_pass(target, grid, low_pass)
+        target = target * size / per_image_rms(target).clamp_min(1e-12)
         v = model.velocity(batch, x_t, t, grid)
         with torch.no_grad():
             shares.append(float(((v - v_ref) * target).sum() / target.pow(2).sum().clamp_min(1e-12)))

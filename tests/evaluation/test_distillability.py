@@ -12,7 +12,7 @@ import torch
 
 from srum.config import GenerateConfig
 from srum.evaluation.benchmarks import PromptItem
-from srum.evaluation.distillability import offset_uptake
+from srum.evaluation.distillability import offset_uptake, token_low_pass
 from srum.generate import generate_stage
 from srum.models.bagel.unified import BagelUnified
 from srum.records import GenerateFolder
@@ -59,14 +59,26 @@ def test_the_start_takes_none_of_any_offset_and_cfg_is_learnt_where_noise_is_not
                       0.1, 0.5, 0)
 
 
+def test_low_pass_averages_each_block_of_the_token_grid():
+    """Grid 2 × 4, row-major tokens 0..7 (a second channel negated), blocks of 2 × 2: the left block's mean
+    (0 + 1 + 4 + 5)/4 = 2.5 and the right one's 4.5 replace their tokens; K = 1 is the identity."""
+    x = torch.stack([torch.arange(8.0), -torch.arange(8.0)], dim=-1)[None]  # (1, 8, 2)
+    pooled = token_low_pass(x, (2, 4), 2)
+    expected = torch.tensor([2.5, 2.5, 4.5, 4.5, 2.5, 2.5, 4.5, 4.5])
+    assert torch.equal(pooled[0, :, 0], expected) and torch.equal(pooled[0, :, 1], -expected)
+    assert token_low_pass(x, (2, 4), 1) is x
+    with pytest.raises(ValueError, match="low_pass=3 must be >= 1 and divide the token grid 2×4"):
+        token_low_pass(x, (2, 4), 3)
+
+
 def test_cli_writes_the_summary_and_refuses_bad_arguments(tiny_checkpoint, samples, tmp_path):
     script = str(ROOT / "launch" / "distillability.py")
     out = tmp_path / "d.json"
     subprocess.run([sys.executable, script, "--checkpoint", str(tiny_checkpoint), "--samples", str(samples),
                     "--templates", "shapes", "--offsets", "judge", "--steps", "3", "--batch-size", "2",
-                    "--out", str(out)], check=True, capture_output=True, text=True)
+                    "--low-pass", "2", "--out", str(out)], check=True, capture_output=True, text=True)
     summary = json.loads(out.read_text())
-    assert summary["images"] == 4 and list(summary["offsets"]) == ["judge"]
+    assert summary["images"] == 4 and list(summary["offsets"]) == ["judge"] and summary["low_pass"] == 2
     assert len(summary["offsets"]["judge"]["shares"]) == 3 and summary["offsets"]["judge"]["shares"][0] == 0.0
     bad = subprocess.run([sys.executable, script, "--checkpoint", str(tiny_checkpoint), "--samples", str(samples),
                           "--templates", "official", "--out", str(out)], capture_output=True, text=True)
