@@ -221,18 +221,25 @@ def test_damaged_reward_file_stops_with_one_line(checkpoint, tmp_path):
 SHORT = ["train.max_steps=6", "train.save_every=3"]
 
 
+@pytest.fixture(scope="module")
+def short_run(tiny_checkpoint, tmp_path_factory) -> Path:
+    """One unbroken SHORT run, the reference every killed-and-resumed SHORT run must end equal to."""
+    ref = tmp_path_factory.mktemp("short") / "ref"
+    done = run(command(tiny_checkpoint, ref, 29620) + SHORT)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return ref
+
+
 @pytest.mark.parametrize("stage, marker", [
     ("generate", "round1/generate/chunk_00000.json"),  # inside generation: one chunk of four done
     ("judge", "round1/score/judge/chunk_00000.json"),  # inside judging
     ("evaluation", "round1/export/DONE.json"),  # between the round's export and its evaluation
 ])
-def test_kill_in_a_stage_resumes_to_the_same_run(checkpoint, tmp_path, stage, marker):
+def test_kill_in_a_stage_resumes_to_the_same_run(checkpoint, short_run, tmp_path, stage, marker):
     """kill -9 of the whole run at a stage boundary or inside a stage: the rerun redoes only what is missing and
     ends with the weights, evaluation and report of an unbroken run, and no temp files left behind."""
     port = 29620 + 3 * ["generate", "judge", "evaluation"].index(stage)
-    ref = tmp_path / "ref"
-    done = run(command(checkpoint, ref, port) + SHORT)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    ref = short_run
     out = tmp_path / "killed"
     kill_when(command(checkpoint, out, port + 1) + SHORT, out / marker)
     assert not (out / "round1" / "eval" / "scores.json").exists()
