@@ -2,8 +2,8 @@
 
 Why: online rounds climb, peak and slip back, and which round peaks is only known afterwards. On ShapesWorld the
 mean of the wide hindsight runs' round 4–6 exports kept their round-4 gain where round 6 alone had given part of it
-back (README, *Making reward move the model*). The checkpoints must share one architecture (a run's rounds, or runs
-from one base): names and shapes are checked, and a mismatch stops naming the folder.
+back (docs/reward.md). The checkpoints must share one architecture (a run's rounds, or runs from one base):
+names and shapes are checked, and a mismatch stops naming the folder.
 """
 
 from __future__ import annotations

@@ -187,7 +187,7 @@ class GenerateConfig:
     # true: an image's training latent is the model's autoencoder encoding of the saved PNG (one posterior sample,
     # seeded by the image's seed), as official SRUM trains on its saved files and as renders are always encoded;
     # false: the sampler's own final latent, which decodes to the same picture but carries the model's own latent
-    # idiosyncrasies (on shapes-tiny they make self-distillation decline; see the README)
+    # idiosyncrasies (on shapes-tiny they make self-distillation decline; see docs/reward.md)
     reencode: bool = False
     # > 0: rollouts take stochastic SDE steps at this noise level a (σ_t = a·√(t/(1 − t)), Flow-GRPO's 0.7) and keep
     # their trajectories, which objective.kind=flow_grpo trains on; 0: the deterministic Euler sampler

@@ -6,9 +6,9 @@ judge's log-odds — log P(best answer) − log P(worst answer) of the global qu
 x0_hat only (not through the velocity network), as universal guidance does with its "forward" step (Bansal et al.
 2023, arXiv 2302.07121), and scaled to unit RMS per image so that `strength` is a distance in latent units whatever
 the judge's confidence. No world or oracle is involved: the judge is the model being trained, so this stays
-self-rewarding. Guided rollouts are better than the sampler's own (README, *Judge guidance*); the guided step itself
-is also a training target (`guided_velocity_shift`, objective.kind=judge_distill), which tests whether the
-generation side can learn to take it without the judge (on ShapesWorld it takes about 1% of it).
+self-rewarding. Guided rollouts are better than the sampler's own (docs/reward.md, *Judge guidance*); the guided
+step itself is also a training target (`guided_velocity_shift`, objective.kind=judge_distill), which tests whether
+the generation side can learn to take it without the judge (on ShapesWorld it takes about 1% of it).
 """
 
 from __future__ import annotations
