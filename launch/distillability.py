@@ -66,20 +66,15 @@ def main(argv: list[str] | None = None) -> None:
         torch.set_num_threads(args.threads)
 
     folder = GenerateFolder(args.samples)
-    chunks = folder.finished()
-    if not chunks:
+    if not folder.finished():
         ap.error(f"--samples {args.samples} has no finished chunk")
     model_cfg = ModelConfig(path=str(args.checkpoint), device="cpu", dtype="float32")
     reference = load_unified_model(model_cfg)
-    tokens, rows = [], []
-    for k in chunks:
-        chunk_rows = folder.read_rows(k)
-        tokens.append(reference.latents_to_tokens(folder.read_latents(k, len(chunk_rows))))
-        rows += chunk_rows
+    rows, latents = folder.all_rows_and_latents()
+    tokens_all = reference.latents_to_tokens(latents)
     prompts = [r.prompt for r in rows]
     with Image.open(args.samples / rows[0].file) as im:
         grid = reference.latent_grid(im.height, im.width)
-    tokens_all = torch.cat(tokens)
     try:
         token_low_pass(tokens_all[:1], grid, args.low_pass)
     except ValueError as e:

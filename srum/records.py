@@ -154,6 +154,16 @@ class GenerateFolder:
                                   f"train.fresh_posterior=false, or {fix}")
         return latents, Posterior(mean, std)
 
+    def all_rows_and_latents(self) -> tuple[list[GenerateRow], torch.Tensor]:
+        """Every drawn image of every finished chunk, in chunk order, and their latents stacked alike (each chunk's
+        rows read once)."""
+        rows, latents = [], []
+        for k in self.finished():
+            chunk_rows = self.read_rows(k)
+            latents.append(self.read_latents(k, len(chunk_rows)))
+            rows += chunk_rows
+        return rows, torch.cat(latents)
+
     def _latents(self, tensors: dict[str, torch.Tensor], k: int, n_rows: int, fix: str) -> torch.Tensor:
         latents = tensors.get("latents")
         if latents is None or latents.shape[0] != n_rows:

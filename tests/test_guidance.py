@@ -140,8 +140,7 @@ def test_the_generate_stage_asks_a_guide_for_each_batch(tiny_checkpoint, tmp_pat
     latents = {}
     for name, hook in (("plain", None), ("guided", guide_for)):
         generate_stage(model, items, cfg, tmp_path / name, DistInfo(0, 1, 0, None), progress=False, guide_for=hook)
-        folder = GenerateFolder(tmp_path / name)
-        latents[name] = torch.cat([folder.read_latents(k, len(folder.read_rows(k))) for k in folder.finished()])
+        latents[name] = GenerateFolder(tmp_path / name).all_rows_and_latents()[1]
     assert asked == [["a red circle", "a blue square"], ["a green triangle"]]
     assert (latents["guided"] - latents["plain"]).abs().amax(dim=(1, 2, 3)).min() > 1e-4  # every image steered
 

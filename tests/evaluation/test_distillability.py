@@ -35,9 +35,7 @@ def samples(tiny_checkpoint, tmp_path_factory) -> Path:
 
 
 def _tokens(model, folder: Path) -> tuple[torch.Tensor, list[str]]:
-    gen = GenerateFolder(folder)
-    rows = [r for k in gen.finished() for r in gen.read_rows(k)]
-    latents = torch.cat([gen.read_latents(k, len(gen.read_rows(k))) for k in gen.finished()])
+    rows, latents = GenerateFolder(folder).all_rows_and_latents()
     return model.latents_to_tokens(latents), [r.prompt for r in rows]
 
 

@@ -67,8 +67,7 @@ def test_cli_reports_what_latent_gap_computes_on_a_drawn_folder(tmp_path, tiny_c
     generate_stage(model, items, cfg, tmp_path, DistInfo(0, 1, 0, None), progress=False)
     write_manifest(tmp_path, {"generate": {"reencode": False}}, extra={"stage": "generate"})
     folder = GenerateFolder(tmp_path)
-    rows = [r for k in folder.finished() for r in folder.read_rows(k)]
-    latents = torch.cat([folder.read_latents(k, len(folder.read_rows(k))) for k in folder.finished()])
+    rows, latents = folder.all_rows_and_latents()
     gap = latent_gap(latents, model.encode_posteriors([read_image(folder.image_path(r)) for r in rows]))
     out = subprocess.run([sys.executable, str(ROOT / "launch" / "latent_gap.py"), str(tiny_checkpoint),
                           str(tmp_path), "--threads", "1"], capture_output=True, text=True, check=True).stdout
