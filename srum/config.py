@@ -83,6 +83,9 @@ class ObjectiveKind(str, Enum):
     # the velocity learns the step judge guidance would take: the round's start's velocity moved by the gradient of
     # its own judge's log-odds (srum.guidance), regressed on the round's samples re-noised; reward maps are not read
     judge_distill = "judge_distill"
+    # DRaFT: fresh images of the round's prompts drawn with gradients through the sampler's last steps, and the
+    # model's own judge's log-odds that each shows its prompt ascended (srum.draft); reward maps are not read
+    draft = "draft"
 
     @property
     def needs_start(self) -> bool:
@@ -379,7 +382,8 @@ class RewardConfig:
 class ObjectiveConfig:
     """Stage 4: reward-weighted flow matching plus a constraint term (srum.md §3.2-3.4), or a signed variant."""
 
-    kind: ObjectiveKind = ObjectiveKind.official  # official | group_relative | nft | best_of | flow_grpo | dpo
+    # official | group_relative | nft | best_of | flow_grpo | dpo | judge_distill | draft
+    kind: ObjectiveKind = ObjectiveKind.official
     # anchor (official: unweighted flow matching to the same image, weight anchor_weight) | kl (velocity match to a
     # frozen copy, weight kl_weight) | none
     constraint: Constraint = Constraint.anchor
@@ -419,6 +423,9 @@ class ObjectiveConfig:
     # distance along the unit-RMS gradient of the judge's log-odds
     judge_strength: float = 0.1
     judge_until: float = 0.5  # judge_distill: guidance acts at flow times above this (as generate.judge_guidance_until)
+    # draft: the sampler steps (the last ones) the gradient flows back through; null: every step, so the steps that
+    # choose the layout are credited too (on ShapesWorld, where layout is what fails)
+    draft_steps: int | None = None
 
     def __post_init__(self) -> None:
         if self.constraint == Constraint.kl and self.kl_weight <= 0:
@@ -452,16 +459,19 @@ class ObjectiveConfig:
         _check_positive("objective.judge_strength", self.judge_strength)
         if not 0.0 <= self.judge_until < 1.0:
             raise ConfigError(f"objective.judge_until={self.judge_until} must lie in [0, 1)")
+        if self.draft_steps is not None and self.draft_steps < 1:
+            raise ConfigError(f"objective.draft_steps={self.draft_steps} must be >= 1 (or null: every sampler step)")
         if self.dpo_pairs < 1:
             raise ConfigError(f"objective.dpo_pairs={self.dpo_pairs} must be >= 1 (preference pairs per prompt group)")
         for key, reader in _READ_BY_ONE_KIND.items():
             if getattr(self, key) != getattr(ObjectiveConfig, key) and self.kind != reader:  # set off its default
-                raise ConfigError(f"objective.{key}={getattr(self, key):g} is read by objective.kind={reader.value} "
+                raise ConfigError(f"objective.{key}={getattr(self, key)} is read by objective.kind={reader.value} "
                                   f"only; got objective.kind={self.kind.value}")
-        if self.kind == ObjectiveKind.flow_grpo and (self.constraint == Constraint.anchor or self.text_dropout > 0):
+        if self.kind in (ObjectiveKind.flow_grpo, ObjectiveKind.draft) and (self.constraint == Constraint.anchor
+                                                                            or self.text_dropout > 0):
             raise ConfigError(
-                "objective.kind=flow_grpo trains the sampling policy on its own steps: it has no flow target for "
-                "objective.constraint=anchor and never drops the prompt; set objective.constraint=kl|none and "
+                f"objective.kind={self.kind.value} trains the sampling policy on its own steps: it has no flow target "
+                "for objective.constraint=anchor and never drops the prompt; set objective.constraint=kl|none and "
                 f"objective.text_dropout=0 (got {self.constraint.value}, {self.text_dropout})")
         if self.kind == ObjectiveKind.dpo and self.constraint == Constraint.anchor:
             raise ConfigError("objective.kind=dpo with objective.constraint=anchor would also imitate each pair's "
@@ -471,7 +481,8 @@ class ObjectiveConfig:
 # objective settings that only one objective reads: set off their default under another, they are refused
 _READ_BY_ONE_KIND = {"keep_top": ObjectiveKind.best_of, "pg_clip": ObjectiveKind.flow_grpo,
                      "dpo_beta": ObjectiveKind.dpo, "dpo_pairs": ObjectiveKind.dpo,
-                     "judge_strength": ObjectiveKind.judge_distill, "judge_until": ObjectiveKind.judge_distill}
+                     "judge_strength": ObjectiveKind.judge_distill, "judge_until": ObjectiveKind.judge_distill,
+                     "draft_steps": ObjectiveKind.draft}
 
 
 @dataclass
@@ -641,8 +652,8 @@ class RunConfig:
             )
         if self.train.backend == DistBackend.nccl and self.model.device == "cpu":
             raise ConfigError("train.backend=nccl needs CUDA but model.device=cpu: set train.backend=gloo or auto")
-        # every other objective compares a prompt's images (judge_distill reads no reward)
-        grouped = self.objective.kind not in (ObjectiveKind.official, ObjectiveKind.judge_distill)
+        # every other objective compares a prompt's images (judge_distill and draft read no reward)
+        grouped = self.objective.kind not in (ObjectiveKind.official, ObjectiveKind.judge_distill, ObjectiveKind.draft)
         if grouped and self.generate.images_per_prompt < 2:
             raise ConfigError(
                 f"objective.kind={self.objective.kind.value} compares the images of one prompt: set "
@@ -713,12 +724,19 @@ class RunConfig:
             raise ConfigError("generate.judge_guidance differentiates the judge's answer tokens, and "
                               "judge.templates=official asks for free text: set judge.mode=logits with "
                               "judge.templates=digits or a world's, or generate.judge_guidance=0")
-        if self.objective.kind == ObjectiveKind.judge_distill and (self.judge.template_set == "official"
-                                                                    or self.train.zero_stage == 3):
-            raise ConfigError("objective.kind=judge_distill differentiates the judge's answer tokens with the round's "
-                              "start whole on each rank: set judge.mode=logits with judge.templates=digits or a "
-                              "world's, and train.zero_stage=2 (got judge.templates="
+        judging = (ObjectiveKind.judge_distill, ObjectiveKind.draft)
+        if self.objective.kind in judging and (self.judge.template_set == "official" or self.train.zero_stage == 3):
+            raise ConfigError(f"objective.kind={self.objective.kind.value} differentiates the judge's answer tokens "
+                              "with the model whole on each rank: set judge.mode=logits with judge.templates=digits "
+                              "or a world's, and train.zero_stage=2 (got judge.templates="
                               f"{self.judge.template_set}, train.zero_stage={self.train.zero_stage})")
+        if self.objective.kind == ObjectiveKind.draft and not self.train.freeze_und:
+            raise ConfigError("objective.kind=draft with train.freeze_und=false would train the judge to approve of "
+                              "the pictures instead of the pictures to please it: set train.freeze_und=true")
+        steps = self.generate.num_timesteps - 1
+        if self.objective.kind == ObjectiveKind.draft and (self.objective.draft_steps or 0) > steps:
+            raise ConfigError(f"objective.draft_steps={self.objective.draft_steps} exceeds the sampler's {steps} "
+                              f"steps (generate.num_timesteps={self.generate.num_timesteps})")
         if self.reward.drop_zero_global and not self.judge.global_layout and self.reward.missing_global_score == 0:
             raise ConfigError(
                 "reward.drop_zero_global=true with judge.global_layout=false drops every image (each gets "

@@ -80,6 +80,10 @@ def _objective_settings(cfg: RunConfig) -> str:
     if obj.kind == ObjectiveKind.judge_distill:
         return (f" (the round's start's velocity moved by its own judge's guidance, strength {obj.judge_strength} "
                 f"above t={obj.judge_until}; no reward map read)")
+    if obj.kind == ObjectiveKind.draft:
+        steps = cfg.generate.num_timesteps - 1
+        return (f" (fresh images of the round's prompts, gradients through the sampler's last "
+                f"{obj.draft_steps or steps} of {steps} steps into its own judge's log-odds; no reward map read)")
     if obj.kind == ObjectiveKind.dpo:
         return (f" ({obj.dpo_pairs} pair(s) per group of K={k}: its j-th best image by image reward against its j-th "
                 f"worst, β={obj.dpo_beta}, against the round's start)")

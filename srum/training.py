@@ -17,10 +17,11 @@ import torch
 from tqdm import tqdm
 
 from srum import flow
-from srum.config import ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
+from srum.config import Constraint, ObjectiveConfig, ObjectiveKind, Optimality, RunConfig
 from srum.divergence import DivergenceGuard, TrainingDiverged, good_checkpoint, likely_cause
+from srum.draft import draft_loss, draft_rollout
 from srum.engine import TrainEngine
-from srum.guidance import guided_velocity_shift
+from srum.guidance import guide_answers, guided_velocity_shift, judge_questions
 from srum.models.interface import Posterior
 from srum.objectives import SdeStep, srum_loss
 from srum.rewards.advantage import best_in_group, best_worst_pairs, group_advantages, optimality
@@ -51,7 +52,7 @@ def objective_weights(samples: list[TrainSample], cfg: ObjectiveConfig) -> list[
     probabilities (nft: from the group's advantages, or from the signed map itself with objective.optimality=map; at
     least ½ without the negative half). best_of returns only the images it keeps, each with weight 1 on every token
     (plain flow matching on them); dpo returns its preference pairs, winner (+1 on every token) then loser (−1)."""
-    if cfg.kind in (ObjectiveKind.official, ObjectiveKind.judge_distill):  # judge_distill does not read them
+    if cfg.kind in (ObjectiveKind.official, ObjectiveKind.judge_distill, ObjectiveKind.draft):  # the last two: unread
         return samples
     if cfg.kind == ObjectiveKind.dpo:
         pairs = best_worst_pairs([s.weights for s in samples], [s.group for s in samples], cfg.dpo_pairs)
@@ -210,6 +211,14 @@ def draw_steps(samples: list[TrainSample], step: int, micro: int, cfg: RunConfig
     return batch, SdeStep(paths[rows, j], paths[rows, j + 1], ts[j], dts[j], cfg.generate.sde_noise, float(dts[0]))
 
 
+def draw_prompts(prompts: list[str], token_shape: tuple[int, int], step: int, micro: int, cfg: RunConfig,
+                 dist: DistInfo) -> tuple[list[str], torch.Tensor]:
+    """draft's micro-batch: prompts as `sample_indices` orders them and fresh initial noise (B, *token_shape) for
+    each, seeded by (seed, step, micro, rank) alone (like `draw_batch`)."""
+    batch = [prompts[i] for i in sample_indices(len(prompts), step, micro, cfg, dist)]
+    return batch, torch.randn((len(batch), *token_shape), generator=_micro_generator(step, micro, cfg, dist))
+
+
 def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tuple[int, int], cfg: RunConfig,
                 checkpoints: Path, dist: DistInfo, reference=None, writer=None) -> dict[str, float]:
     """Train on `samples` for the configured steps, resuming from `checkpoints`; returns the last metrics.
@@ -236,10 +245,25 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
     units = group_units(samples, obj)
     rollout = obj.kind == ObjectiveKind.flow_grpo  # trains the sampling (guided) policy on its recorded steps
     distil = obj.kind == ObjectiveKind.judge_distill
-    templates = templates_for(cfg.judge.template_set) if distil else None
+    draft = obj.kind == ObjectiveKind.draft
+    templates = templates_for(cfg.judge.template_set) if distil or draft else None
+    # draft draws fresh images of the round's prompts (each once, in job order) rather than training on the samples
+    prompt_list = list(dict.fromkeys(s.prompt for s in samples)) if draft else []
+    schedule = flow.euler_schedule(cfg.generate.num_timesteps, cfg.generate.timestep_shift)
     for step in bar:
         for micro in range(cfg.train.grad_accum_steps):
-            sde, target = None, None
+            sde, target, judged = None, None, None
+            if draft:
+                prompts, noise = draw_prompts(prompt_list, tuple(samples[0].x0.shape), step, micro, cfg, dist)
+                x0 = noise.to(device)
+                out = draft_rollout(model, prompts, x0, grid, *schedule, obj.draft_steps or len(schedule[0]),
+                                    reference if obj.constraint == Constraint.kl else None)
+                log_odds = model.latent_answer_log_odds(out.tokens, grid, judge_questions(templates, prompts),
+                                                        guide_answers(templates))
+                loss, parts = draft_loss(log_odds, out.kl, obj.kl_weight)
+                weights = torch.ones(len(prompts), x0.shape[1])  # no map: every token counts alike
+                grad_norm = engine.backward_and_step(loss)
+                continue  # the rest of the micro-step trains on the round's samples, which draft does not
             if rollout:
                 batch, sde = draw_steps(samples, step, micro, cfg, dist)
                 sde = dataclasses.replace(sde, x_t=sde.x_t.to(device), x_next=sde.x_next.to(device),
@@ -259,7 +283,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                 with torch.no_grad():
                     v_ref = (reference.guided_velocity if guided else reference.velocity)(
                         prompts, x_t, t.to(device), grid)
-            offset, judged = None, None
+            offset = None
             if distil:  # the round's start judges its own clean estimates: the guided step it would take
                 offset, judged = guided_velocity_shift(reference, x_t, t, v_ref, prompts, templates, grid,
                                                        obj.judge_strength, obj.judge_until)

@@ -38,7 +38,7 @@ BAD_VALUES = {
     "objective.optimality": "map", "objective.nft_negative": "false", "objective.keep_top": "0",
     "objective.pg_clip": "0", "generate.sde_noise": "-0.5",
     "generate.judge_guidance": "-0.1", "generate.judge_guidance_until": "1.0", "objective.dpo_beta": "0", "objective.dpo_pairs": "0",
-    "objective.judge_strength": "0", "objective.judge_until": "1.0",
+    "objective.judge_strength": "0", "objective.judge_until": "1.0", "objective.draft_steps": "0",
     "train.zero_stage": "1", "train.dtype": "float16", "train.rounds": "0", "train.replay_rounds": "0",
     "train.max_steps": "0", "train.epochs": "0", "train.micro_batch_size": "0", "train.grad_accum_steps": "0",
     "train.lr": "0",

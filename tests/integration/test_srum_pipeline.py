@@ -16,6 +16,8 @@ import pytest
 import torch
 from safetensors.torch import load_file, save_file
 
+from srum.models.bagel.unified import BagelUnified
+
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -194,6 +196,23 @@ def test_judge_distill_round_regresses_on_the_starts_guided_velocity(checkpoint,
     base = load_file(str(checkpoint / "model.safetensors"))
     moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
     assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
+
+
+def test_draft_round_ascends_its_own_judges_verdict_on_fresh_draws(checkpoint, tmp_path):
+    """objective.kind=draft end to end, held by a KL term to the round's start: step 0 starts at the reference
+    (kl=0) with the judge's log-odds as its loss, and only the generation side moves (the judge stays as it was)."""
+    a = tmp_path / "a"
+    flags = ["objective.kind=draft", "objective.draft_steps=2", "objective.constraint=kl", "objective.kl_weight=1.0",
+             "objective.text_dropout=0", "train.max_steps=3", "eval.prompts=null"]
+    done = run(command(checkpoint, a, 29646) + flags)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
+    fields = dict(kv.split("=", 1) for kv in first.split("stage=train ")[1].split())
+    assert fields["kl"] == "0" and float(fields["loss"]) == pytest.approx(-float(fields["judge_log_odds"])), first
+    base = load_file(str(checkpoint / "model.safetensors"))
+    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
+    changed = {k for k in base if not torch.equal(base[k], moved[k])}
+    assert changed and all(BagelUnified.is_generation_parameter(k) for k in changed), sorted(changed)
 
 
 def test_damaged_reward_file_stops_with_one_line(checkpoint, tmp_path):
