@@ -43,6 +43,19 @@ def run(cmd: list[str]) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
 
 
+def first_step(done: subprocess.CompletedProcess) -> tuple[str, dict[str, str]]:
+    """The logged line of training step 0, and its metrics by name."""
+    line = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
+    return line, dict(kv.split("=", 1) for kv in line.split("stage=train ")[1].split())
+
+
+def changed_weights(checkpoint: Path, run_dir: Path) -> set[str]:
+    """The names of the tensors round 1's export changed from the starting checkpoint."""
+    base = load_file(str(checkpoint / "model.safetensors"))
+    moved = load_file(str(run_dir / "round1" / "export" / "model.safetensors"))
+    return {k for k in base if not torch.equal(base[k], moved[k])}
+
+
 def kill_when(cmd: list[str], marker: Path) -> None:
     """Start `cmd` and SIGKILL its whole process group as soon as `marker` exists."""
     proc = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True, env={**os.environ, "PYTHONPATH": str(ROOT)},
@@ -159,11 +172,9 @@ def test_flow_grpo_round_trains_on_its_sde_rollouts(checkpoint, tmp_path):
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     chunk = load_file(str(a / "round1" / "generate" / "chunk_00000.safetensors"))
     assert chunk["trajectory"].shape[:2] == (8, 4)  # 8 images × 4 grid points (generate.num_timesteps=4)
-    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
+    first, _ = first_step(done)
     assert "clip_fraction=0 " in first and "kl=0 " in first
-    base = load_file(str(checkpoint / "model.safetensors"))
-    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
-    assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
+    assert any("moe_gen" in k for k in changed_weights(checkpoint, a))
 
 
 def test_dpo_round_trains_on_best_against_worst_pairs(checkpoint, tmp_path):
@@ -174,11 +185,9 @@ def test_dpo_round_trains_on_best_against_worst_pairs(checkpoint, tmp_path):
              "objective.dpo_beta=500", "train.max_steps=4", "eval.prompts=null"]
     done = run(command(checkpoint, a, 29642) + flags)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
+    first, _ = first_step(done)
     assert "reward_term=0.69315 " in first and "pair_accuracy=0 " in first and "kl=0 " in first, first
-    base = load_file(str(checkpoint / "model.safetensors"))
-    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
-    assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
+    assert any("moe_gen" in k for k in changed_weights(checkpoint, a))
 
 
 def test_judge_distill_round_regresses_on_the_starts_guided_velocity(checkpoint, tmp_path):
@@ -189,13 +198,10 @@ def test_judge_distill_round_regresses_on_the_starts_guided_velocity(checkpoint,
              "objective.text_dropout=0", "train.max_steps=3", "eval.prompts=null"]
     done = run(command(checkpoint, a, 29644) + flags)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
-    fields = dict(kv.split("=", 1) for kv in first.split("stage=train ")[1].split())
+    first, fields = first_step(done)
     assert fields["kl"] == "0" and float(fields["reward_term"]) > 0, first
     assert fields["guided_fraction"] == "1" and "judge_log_odds" in fields, first
-    base = load_file(str(checkpoint / "model.safetensors"))
-    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
-    assert any(not torch.equal(base[k], moved[k]) for k in base if "moe_gen" in k)
+    assert any("moe_gen" in k for k in changed_weights(checkpoint, a))
 
 
 def test_draft_round_ascends_its_own_judges_verdict_on_fresh_draws(checkpoint, tmp_path):
@@ -206,12 +212,9 @@ def test_draft_round_ascends_its_own_judges_verdict_on_fresh_draws(checkpoint, t
              "objective.text_dropout=0", "train.max_steps=3", "eval.prompts=null"]
     done = run(command(checkpoint, a, 29646) + flags)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    first = [ln for ln in done.stderr.splitlines() if "stage=train step=0 " in ln][0]
-    fields = dict(kv.split("=", 1) for kv in first.split("stage=train ")[1].split())
+    first, fields = first_step(done)
     assert fields["kl"] == "0" and float(fields["loss"]) == pytest.approx(-float(fields["judge_log_odds"])), first
-    base = load_file(str(checkpoint / "model.safetensors"))
-    moved = load_file(str(a / "round1" / "export" / "model.safetensors"))
-    changed = {k for k in base if not torch.equal(base[k], moved[k])}
+    changed = changed_weights(checkpoint, a)
     assert changed and all(BagelUnified.is_generation_parameter(k) for k in changed), sorted(changed)
 
 
