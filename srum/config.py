@@ -464,8 +464,10 @@ class ObjectiveConfig:
         if self.dpo_pairs < 1:
             raise ConfigError(f"objective.dpo_pairs={self.dpo_pairs} must be >= 1 (preference pairs per prompt group)")
         for key, reader in _READ_BY_ONE_KIND.items():
-            if getattr(self, key) != getattr(ObjectiveConfig, key) and self.kind != reader:  # set off its default
-                raise ConfigError(f"objective.{key}={getattr(self, key)} is read by objective.kind={reader.value} "
+            value = getattr(self, key)
+            if value != getattr(ObjectiveConfig, key) and self.kind != reader:  # set off its default
+                shown = f"{value:g}" if isinstance(value, (int, float)) else value
+                raise ConfigError(f"objective.{key}={shown} is read by objective.kind={reader.value} "
                                   f"only; got objective.kind={self.kind.value}")
         if self.kind in (ObjectiveKind.flow_grpo, ObjectiveKind.draft) and (self.constraint == Constraint.anchor
                                                                             or self.text_dropout > 0):
