@@ -247,6 +247,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
     distil = obj.kind == ObjectiveKind.judge_distill
     draft = obj.kind == ObjectiveKind.draft
     templates = templates_for(cfg.judge.template_set) if distil or draft else None
+    answers = guide_answers(templates) if draft else None  # the judge's answer pair, the same on every step
     # draft draws fresh images of the round's prompts (each once, in job order) rather than training on the samples
     prompt_list = list(dict.fromkeys(s.prompt for s in samples)) if draft else []
     schedule = flow.euler_schedule(cfg.generate.num_timesteps, cfg.generate.timestep_shift)
@@ -258,8 +259,7 @@ def train_round(model, engine: TrainEngine, samples: list[TrainSample], grid: tu
                 x0 = noise.to(device)
                 out = draft_rollout(model, prompts, x0, grid, *schedule, obj.draft_steps or len(schedule[0]),
                                     reference if obj.constraint == Constraint.kl else None)
-                log_odds = model.latent_answer_log_odds(out.tokens, grid, judge_questions(templates, prompts),
-                                                        guide_answers(templates))
+                log_odds = model.latent_answer_log_odds(out.tokens, grid, judge_questions(templates, prompts), answers)
                 loss, parts = draft_loss(log_odds, out.kl, obj.kl_weight)
                 weights = torch.ones(len(prompts), x0.shape[1])  # no map: every token counts alike
                 grad_norm = engine.backward_and_step(loss)
