@@ -13,7 +13,8 @@ T2I-CompBench (`--benchmark t2i-compbench --prompts DIR`): judges `vlm` (SRUM's 
 DIR/<category>/samples/<prompt>_<index>.png for T2I-CompBench's own scripts, whose vqa_result.json files
 `--import-results FILE_OR_DIR` reads back (with --out DIR of an earlier run; nothing is generated). Also writes
 DIR/scores.md (paper column order, ×100). `--rejudge --out DIR` scores an earlier evaluation's saved images again
-with the current judge (after a judge change), generating nothing.
+with the current judge (after a judge change), generating nothing; with --self-judge the checkpoint that drew them
+(or --checkpoint) judges them too, and `--compare` sets its mean P(yes) beside the judge's score.
 
     python launch/evaluate.py --compare runs/eval-base runs/eval-srum [--out table.md]   # deltas vs the first
 
@@ -100,7 +101,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--judge-guidance-until", type=float, default=0.5,
                     help="judge guidance acts at flow times above this (1 = noise)")
     ap.add_argument("--understanding", action="store_true", help="a world: also measure understanding accuracy")
-    ap.add_argument("--self-judge", action="store_true", help="a world: AUROC of the model judging its images")
+    ap.add_argument("--self-judge", action="store_true",
+                    help="a world: AUROC of the model judging its images (with --rejudge: an earlier evaluation's)")
     ap.add_argument("--dtype", default="auto")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--verbose", action="store_true", help="DEBUG lines and all third-party output")
@@ -183,17 +185,37 @@ def rescore(args: argparse.Namespace) -> None:
     logger.info("imported=%d overall=%.4f", n, summary["overall"])
 
 
+def self_judge_model(args: argparse.Namespace, summary: dict) -> tuple[str, object]:
+    """--rejudge --self-judge: the model that judges an earlier evaluation's images, --checkpoint or the one that
+    drew them, with its path; refused in one line where the world has no self-judge or the folder is gone."""
+    world = world_for(summary["benchmark"])
+    if not hasattr(world, "self_judge_auroc"):
+        raise SystemExit(f"evaluate.py: --self-judge needs a prompt world whose tiny model was taught its questions; "
+                         f"{args.out} evaluated {summary['benchmark']}")
+    checkpoint = args.checkpoint or summary["checkpoint"]
+    if not Path(checkpoint).is_dir():
+        raise SystemExit(f"evaluate.py: --self-judge: checkpoint {checkpoint} is not a folder (pass --checkpoint)")
+    device = str(rank_device(args.device, 0))
+    return str(checkpoint), load_unified_model(ModelConfig(path=checkpoint, dtype=args.dtype, device=device))
+
+
 def rejudge(args: argparse.Namespace) -> None:
     """--rejudge: score --out's saved images again with the judge (default: the one that judged them), rewrite
     scores, tables and report; the summary records the previous overall score."""
     if args.out is None or not (args.out / "images.json").is_file():
         raise SystemExit("--rejudge needs --out DIR of an earlier evaluation (DIR/images.json)")
     summary = json.loads((args.out / "scores.json").read_text())
+    own = self_judge_model(args, summary) if args.self_judge else None
     name = args.judge or summary.get("judge", summary["benchmark"])  # older summaries: the world's own judge
     judge = build_eval_judge(args, name, DistInfo(0, 1, 0, None))
     records = rejudge_records(json.loads((args.out / "images.json").read_text()), args.out, judge)
     keep = summary_extras(summary)
     keep["rejudged"] = {"judge": name, "previous_overall": summary["overall"]}
+    if own is not None:  # the checkpoint's own judge on the same pictures: did a run persuade its judge, or improve?
+        checkpoint, model = own
+        verdict = world_for(summary["benchmark"]).self_judge_auroc(model, args.out, records)
+        keep["self_judge"] = {**verdict, "checkpoint": checkpoint}
+        logger.info("self_judge mean_p_yes=%.4f auroc=%s", verdict["mean_p_yes"], verdict["auroc"])
     new = write_scores(args.out, summary["benchmark"], summary["split"], summary["checkpoint"], records, keep)
     write_report(args.out, new, records)
     logger.info("rejudged=%d judge=%s overall=%.4f (was %.4f)", len(records), name, new["overall"], summary["overall"])

@@ -94,6 +94,7 @@ def compare_scores(paths: list[str | Path], out: Path | None = None, windows: in
                 b = paired_bootstrap(*([r for r in rs if int(r["index"]) // windows == w] for rs in (records[0], rec)))
                 text += (f"  - window {w} (prompt indices {w * windows}–{(w + 1) * windows - 1}): {b['delta']:+.4f} "
                          f"[{b['lo']:+.4f}, {b['hi']:+.4f}] over {b['prompts']} prompts\n")
+    text += _self_judge_text(runs, records)
     if requirements:
         text += "\nRequirements met (%, per image; paired against the first):\n\n" + _requirements_text(runs, records)
     if out is not None:
@@ -113,6 +114,35 @@ def _understanding_text(runs: list[tuple[str, dict]]) -> str:
             acc = s["understanding"]["balanced_accuracy"]
             delta = f" ({100 * (acc - ref['balanced_accuracy']):+.1f} points)" if ref and i else ""
             lines.append(f"- {name}: {acc:.3f}{delta} over {s['understanding']['n_questions']} questions")
+    return "\n".join(lines) + "\n"
+
+
+def _self_judge_text(runs: list[tuple[str, dict]], records: list[list[dict] | None]) -> str:
+    """The model's own judge on each evaluation's images (`--self-judge`): its mean P(yes), paired over prompts
+    against the first evaluation where that one has it, and its AUROC against the judge's verdict (score = 1). A run
+    whose own verdict rises while the judge's score does not has persuaded its judge rather than improved (issue
+    11's reward hacking, measured at evaluation)."""
+    import torch
+    from torchmetrics.functional.classification import binary_auroc
+
+    from srum.evaluation.bootstrap import paired_bootstrap
+
+    own = [(name, [{**r, "score": r["self_judge_p_yes"], "met": (r["score"] or 0.0) >= 1.0} for r in recs])
+           for (name, _), recs in zip(runs, records) if recs and all("self_judge_p_yes" in r for r in recs)]
+    if not own:
+        return ""
+    ref = own[0][1] if own[0][0] == runs[0][0] else None
+    lines = ["", "The model's own judge on these images (mean P(yes), paired against the first; AUROC against the "
+             "judge's verdict score = 1; --self-judge):", ""]
+    for name, recs in own:
+        p_yes = torch.tensor([r["score"] for r in recs])
+        met = torch.tensor([r["met"] for r in recs]).long()
+        auroc = f"{float(binary_auroc(p_yes, met)):.3f}" if 0 < int(met.sum()) < len(recs) else "–"
+        delta = ""
+        if ref is not None and recs is not ref:
+            b = paired_bootstrap(ref, recs)
+            delta = f" ({b['delta']:+.4f} [{b['lo']:+.4f}, {b['hi']:+.4f}] over {b['prompts']} prompts)"
+        lines.append(f"- {name}: {float(p_yes.mean()):.4f}{delta}, AUROC {auroc} over {len(recs)} images")
     return "\n".join(lines) + "\n"
 
 

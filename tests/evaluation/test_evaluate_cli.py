@@ -43,6 +43,20 @@ def test_evaluate_shapes_limit(tiny_checkpoint, tmp_path):
     assert again["overall"] == pytest.approx(scores["overall"]) and again["understanding"] == scores["understanding"]
     assert again["rejudged"] == {"judge": "shapes", "previous_overall": pytest.approx(scores["overall"])}
 
+    # --rejudge --self-judge: the checkpoint that drew the images judges them again, as it did when it drew them
+    subprocess.run([sys.executable, str(ROOT / "launch" / "evaluate.py"), "--rejudge", "--self-judge", "--out",
+                    str(out)], check=True, capture_output=True, text=True)
+    own = json.loads((out / "scores.json").read_text())["self_judge"]
+    assert own["checkpoint"] == str(tiny_checkpoint) and own["n_images"] == 8
+    assert own["mean_p_yes"] == pytest.approx(scores["self_judge"]["mean_p_yes"], abs=1e-6)
+    assert [r["self_judge_p_yes"] for r in json.loads((out / "images.json").read_text())] == pytest.approx(
+        [r["self_judge_p_yes"] for r in records], abs=1e-6)
+    gone = subprocess.run([sys.executable, str(ROOT / "launch" / "evaluate.py"), "--rejudge", "--self-judge",
+                           "--out", str(out), "--checkpoint", str(tmp_path / "missing")],
+                          capture_output=True, text=True)
+    assert gone.returncode != 0 and gone.stderr.strip().splitlines()[-1] == (
+        f"evaluate.py: --self-judge: checkpoint {tmp_path / 'missing'} is not a folder (pass --checkpoint)")
+
 
 def test_judge_guidance_steers_the_evaluated_sampler(tiny_checkpoint, tmp_path):
     """The same prompts and seeds drawn with and without judge guidance: other images, and the setting recorded."""
