@@ -74,7 +74,8 @@ def compare_scores(paths: list[str | Path], out: Path | None = None, windows: in
     online run with generate.limit_per_category=N drew in round w + 1: trained against not-yet-trained prompts).
     An entry `A+B` pools the images of evaluations A and B of the same prompts (e.g. two evaluation seeds) into one
     mean per prompt, which narrows the intervals. Evaluations run with --understanding add their understanding
-    accuracy, in points against the first. With `requirements`, also the share of each kind of requirement met
+    accuracy, in points against the first, and those whose images the model judged itself (`--self-judge`) its
+    verdict beside the judge's score. With `requirements`, also the share of each kind of requirement met
     (`srum.evaluation.requirements`; a world's judge records them)."""
     runs, records = [], []
     for entry in paths:
