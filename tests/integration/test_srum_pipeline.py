@@ -49,6 +49,13 @@ def first_step(done: subprocess.CompletedProcess) -> tuple[str, dict[str, str]]:
     return line, dict(kv.split("=", 1) for kv in line.split("stage=train ")[1].split())
 
 
+def objective_round(checkpoint: Path, out: Path, port: int, flags: list[str]) -> tuple[str, dict[str, str]]:
+    """One round with `flags` into `out`, which must succeed; its step-0 line and metrics (first_step)."""
+    done = run(command(checkpoint, out, port) + flags)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return first_step(done)
+
+
 def changed_weights(checkpoint: Path, run_dir: Path) -> set[str]:
     """The names of the tensors round 1's export changed from the starting checkpoint."""
     base = load_file(str(checkpoint / "model.safetensors"))
@@ -168,11 +175,9 @@ def test_flow_grpo_round_trains_on_its_sde_rollouts(checkpoint, tmp_path):
     flags = ["generate.images_per_prompt=2", "generate.limit_per_category=1", "reward.source=oracle",
              "objective.kind=flow_grpo", "objective.constraint=none", "objective.text_dropout=0",
              "generate.sde_noise=0.7", "train.max_steps=4", "eval.prompts=null"]
-    done = run(command(checkpoint, a, 29640) + flags)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    first, _ = objective_round(checkpoint, a, 29640, flags)
     chunk = load_file(str(a / "round1" / "generate" / "chunk_00000.safetensors"))
     assert chunk["trajectory"].shape[:2] == (8, 4)  # 8 images × 4 grid points (generate.num_timesteps=4)
-    first, _ = first_step(done)
     assert "clip_fraction=0 " in first and "kl=0 " in first
     assert any("moe_gen" in k for k in changed_weights(checkpoint, a))
 
@@ -183,9 +188,7 @@ def test_dpo_round_trains_on_best_against_worst_pairs(checkpoint, tmp_path):
     a = tmp_path / "a"
     flags = ["generate.images_per_prompt=2", "reward.source=oracle", "objective.kind=dpo", "objective.constraint=none",
              "objective.dpo_beta=500", "train.max_steps=4", "eval.prompts=null"]
-    done = run(command(checkpoint, a, 29642) + flags)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    first, _ = first_step(done)
+    first, _ = objective_round(checkpoint, a, 29642, flags)
     assert "reward_term=0.69315 " in first and "pair_accuracy=0 " in first and "kl=0 " in first, first
     assert any("moe_gen" in k for k in changed_weights(checkpoint, a))
 
@@ -196,9 +199,7 @@ def test_judge_distill_round_regresses_on_the_starts_guided_velocity(checkpoint,
     a = tmp_path / "a"
     flags = ["objective.kind=judge_distill", "objective.constraint=none", "objective.judge_until=0",
              "objective.text_dropout=0", "train.max_steps=3", "eval.prompts=null"]
-    done = run(command(checkpoint, a, 29644) + flags)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    first, fields = first_step(done)
+    first, fields = objective_round(checkpoint, a, 29644, flags)
     assert fields["kl"] == "0" and float(fields["reward_term"]) > 0, first
     assert fields["guided_fraction"] == "1" and "judge_log_odds" in fields, first
     assert any("moe_gen" in k for k in changed_weights(checkpoint, a))
@@ -210,9 +211,7 @@ def test_draft_round_ascends_its_own_judges_verdict_on_fresh_draws(checkpoint, t
     a = tmp_path / "a"
     flags = ["objective.kind=draft", "objective.draft_steps=2", "objective.constraint=kl", "objective.kl_weight=1.0",
              "objective.text_dropout=0", "train.max_steps=3", "eval.prompts=null"]
-    done = run(command(checkpoint, a, 29646) + flags)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    first, fields = first_step(done)
+    first, fields = objective_round(checkpoint, a, 29646, flags)
     assert fields["kl"] == "0" and float(fields["loss"]) == pytest.approx(-float(fields["judge_log_odds"])), first
     changed = changed_weights(checkpoint, a)
     assert changed and all(BagelUnified.is_generation_parameter(k) for k in changed), sorted(changed)
