@@ -913,7 +913,7 @@ def check_paths(cfg: RunConfig) -> None:
         try:
             world.prompt_variants(world.prompts(cfg.generate.split, 1)[0].prompt, list(cfg.reward.hindsight))
         except ValueError as e:
-            raise ConfigError(str(e)) from None
+            raise ConfigError(f"reward.hindsight: {e}") from None
     if cfg.eval.prompts is not None and cfg.eval.categories:
         from srum.evaluation.benchmarks import load_prompt_source
 

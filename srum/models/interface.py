@@ -95,6 +95,11 @@ class UnifiedModel(Protocol):
                             answers: list[str]) -> torch.Tensor:
         """(B, K) probabilities of each candidate answer token, renormalised over the K, in one forward."""
 
+    def answer_log_odds(self, images: list[Image.Image], questions: list[str],
+                        answers: tuple[str, str]) -> torch.Tensor:
+        """(B,) log P(answers[0]) − log P(answers[1]) (single-token answers) for each question about its image,
+        differentiable in the weights (`answer_distribution` is not): what teaching the judge trains."""
+
     def latent_answer_log_odds(self, tokens: torch.Tensor, grid: tuple[int, int], questions: list[str],
                                answers: tuple[str, str]) -> torch.Tensor:
         """(B,) log P(answers[0]) − log P(answers[1]) (single-token answers) for each question about the image the
@@ -120,6 +125,11 @@ class UnifiedModel(Protocol):
     def is_generation_parameter(self, name: str) -> bool:
         """Whether a parameter of `trainable_module()` (by name) belongs to the generation side, the part that
         trains when the understanding side is frozen."""
+
+    def is_judge_only_parameter(self, name: str) -> bool:
+        """Whether a parameter of `trainable_module()` (by name) is read only when the model understands, never
+        when it generates (for BAGEL: the ViT, its connector, the text head and its norm): changing such parameters
+        changes the model's verdicts and leaves every image it draws exactly as it was."""
 
     def training_view(self, forward: Callable) -> UnifiedModel:
         """The same model (shared weights) whose `velocity` calls `forward` in place of `trainable_module()`:

@@ -102,6 +102,15 @@ class BagelUnified:
     def is_generation_parameter(name: str) -> bool:
         return any(tag in name for tag in BagelUnified._GENERATION_SIDE)
 
+    # The understanding path's ends: the image encoder and connector read only ViT tokens, the final norm and text
+    # head only the hidden states of text the model writes; a prompt reaches the generation tokens through the
+    # understanding expert's keys and values in every layer, so that expert is not among them.
+    _JUDGE_ONLY = ("vit_model.", "connector.", "vit_pos_embed.", "language_model.lm_head.", "language_model.model.norm.")
+
+    @staticmethod
+    def is_judge_only_parameter(name: str) -> bool:
+        return name.startswith(BagelUnified._JUDGE_ONLY)
+
     def training_view(self, forward: Callable) -> BagelUnified:
         return dataclasses.replace(self, forward_module=forward)
 
@@ -289,8 +298,17 @@ class BagelUnified:
         if (h, w) != tuple(pixels.shape[-2:]):
             pixels = torch.nn.functional.interpolate(pixels, size=(h, w), mode="bicubic", align_corners=False,
                                                      antialias=True).clamp(-1.0, 1.0)
-        cache = self.model.prefill(build_batch([[VitImage(px), self.text(q)] for px, q in zip(pixels, questions)],
-                                               self.config))
-        logits, _ = step_logits(self.model, cache, [self.config.special_tokens.bos_token_id] * len(questions))
+        return self._log_odds([[VitImage(px), self.text(q)] for px, q in zip(pixels, questions)], answers)
+
+    def answer_log_odds(self, images: list[Image.Image], questions: list[str],
+                        answers: tuple[str, str]) -> torch.Tensor:
+        """The same context and first answer token as `answer_distribution`, with gradients to the weights."""
+        if len(images) != len(questions):
+            raise ValueError(f"{len(images)} images but {len(questions)} questions")
+        return self._log_odds([[self.vit_image(im), self.text(q)] for im, q in zip(images, questions)], answers)
+
+    def _log_odds(self, samples: list[list[Segment]], answers: tuple[str, str]) -> torch.Tensor:
+        cache = self.model.prefill(build_batch(samples, self.config))
+        logits, _ = step_logits(self.model, cache, [self.config.special_tokens.bos_token_id] * len(samples))
         log_p = torch.log_softmax(logits[:, self.answer_token_ids(list(answers))], dim=-1)
         return log_p[:, 0] - log_p[:, 1]

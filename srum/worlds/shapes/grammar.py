@@ -330,7 +330,7 @@ def variants(spec: PromptSpec, kinds: Sequence[str]) -> list[PromptSpec]:
 def _check_kinds(kinds: Sequence[str]) -> None:
     unknown = sorted(set(kinds) - set(VARIANT_KINDS))
     if unknown:
-        raise ValueError(f"reward.hindsight: {unknown} are not attributes a ShapesWorld prompt states; expected some "
+        raise ValueError(f"{unknown} are not attributes a ShapesWorld prompt states; expected some "
                          f"of {list(VARIANT_KINDS)}")
 
 
