@@ -105,7 +105,7 @@ class BagelUnified:
     # The understanding path's ends: the image encoder and connector read only ViT tokens, the final norm and text
     # head only the hidden states of text the model writes; a prompt reaches the generation tokens through the
     # understanding expert's keys and values in every layer, so that expert is not among them.
-    _JUDGE_ONLY = ("vit_model.", "connector.", "vit_pos_embed.", "language_model.lm_head.", "language_model.model.norm.")
+    _JUDGE_ONLY = ("vit_model.", "connector.", "language_model.lm_head.", "language_model.model.norm.")
 
     @staticmethod
     def is_judge_only_parameter(name: str) -> bool:
