@@ -103,15 +103,13 @@ def variant_lessons(world, prompts: list[str], images: list[Image.Image], kinds:
     """`per_image` variants of each image's prompt, each differing in one attribute of `kinds` (drawn from `seed`:
     the kind, then the variant among the world's `prompt_variants` in that kind alone), and the world's truth of
     the image against each: hard counterfactual lessons, as the understanding benchmark swaps one attribute."""
-    for kind in kinds:
-        try:
-            world.prompt_variants(prompts[0], [kind]) if prompts else None
-        except ValueError as e:
-            raise ValueError(f"--variants {','.join(kinds)}: {e}") from None
     rng = random.Random(seed)
     asked, pictures = [], []
     for prompt, image in zip(prompts, images):
-        by_kind = [v for v in (world.prompt_variants(prompt, [k])[1:] for k in kinds) if v]
+        try:
+            by_kind = [v for v in (world.prompt_variants(prompt, [k])[1:] for k in kinds) if v]
+        except ValueError as e:
+            raise ValueError(f"--variants {','.join(kinds)}: {e}") from None
         for _ in range(per_image if by_kind else 0):
             asked.append(rng.choice(rng.choice(by_kind)))
             pictures.append(image)
@@ -147,17 +145,22 @@ def run(args: argparse.Namespace) -> None:
     answers = guide_answers(templates)
     checks, unscored, n_variants = [], 0, 0
     prompts, images, scores = [], [], []
+
+    def add(more: tuple[list[str], list[Image.Image], list[float]]) -> None:
+        for into, items in zip((prompts, images, scores), more):
+            into.extend(items)
+
     for folder in args.from_eval:
         *lesson, missing = load_lessons(folder)
-        prompts, images, scores, unscored = prompts + lesson[0], images + lesson[1], scores + lesson[2], unscored + missing
+        add(lesson)
+        unscored += missing
     if args.renders:
-        extra = render_lessons(world_of(benchmark, "--renders", "render_truth"), args.renders, args.seed)
-        prompts, images, scores = prompts + extra[0], images + extra[1], scores + extra[2]
+        add(render_lessons(world_of(benchmark, "--renders", "render_truth"), args.renders, args.seed))
     if args.variants:
         extra = variant_lessons(world_of(benchmark, "--variants", "prompt_variants"), prompts, images,
                                 args.variants.split(","), args.variants_per_image, args.seed)
         n_variants = len(extra[0])
-        prompts, images, scores = prompts + extra[0], images + extra[1], scores + extra[2]
+        add(extra)
     lessons = [Verdict(im, q, sc) for im, q, sc in zip(images, judge_questions(templates, prompts), scores)]
     for folder in args.check:
         p, im, sc, missing = load_lessons(folder)
