@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from srum.utils.artifacts import read_json
 from srum.utils.io import atomic_path, atomic_write_text
 
 VARIANTS: dict[str, list[str]] = {
@@ -28,14 +28,12 @@ VARIANTS: dict[str, list[str]] = {
     "text_judge": ["judge.mode=text"],
     "self_distill": ["reward.source=uniform"],  # reward ≡ 1: SFT on the model's own samples
     "oracle": ["reward.source=oracle"],  # the world's exact judge instead of the model's: the ceiling of the reward
-    # The recipe again with other training seeds (init noise, sample order, timesteps): the training noise that a
-    # variant's difference from `srum` must beat, beside the evaluation noise of the seed spread.
-    "srum_reseeded": ["train.seed=1234", "train.data_seed=7"],
 }
 
 
 @dataclass(frozen=True)
 class Variant:
+    """One training run of a variant: the recipe's own training seeds, or one reseeding of them."""
     name: str
     overrides: tuple[str, ...]
     out_dir: Path
@@ -58,12 +56,22 @@ class Variant:
         return self.scores.is_file()
 
 
-def expand(names: list[str], out_root: Path, extra: list[str] = ()) -> list[Variant]:
-    """The runs for `names` (validated against VARIANTS), each in `out_root/<name>` with the extra overrides."""
+def expand(names: list[str], out_root: Path, extra: list[str] = (),
+           reseeds: list[tuple[int, int]] = ()) -> list[Variant]:
+    """The runs for `names` (validated against VARIANTS), each in `out_root/<name>` with the extra overrides, then
+    each again with every (train.seed, train.data_seed) of `reseeds` in `out_root/<name>-seed<seed>`: the training
+    noise (init noise, sample order, timesteps) a difference must beat, beside the evaluation seeds' noise. The
+    recipe's own seeds keep the plain folder, so adding reseeds to a finished ablation reuses its runs."""
     unknown = [n for n in names if n not in VARIANTS]
     if unknown:
         raise ValueError(f"unknown ablation variant(s) {unknown}; expected some of {list(VARIANTS)}")
-    return [Variant(n, (*VARIANTS[n], *extra, f"output.dir={out_root / n}"), out_root / n) for n in names]
+    runs = []
+    for n in names:
+        for seeds in [None, *reseeds]:
+            folder = out_root / (n if seeds is None else f"{n}-seed{seeds[0]}")
+            again = [] if seeds is None else [f"train.seed={seeds[0]}", f"train.data_seed={seeds[1]}"]
+            runs.append(Variant(n, (*VARIANTS[n], *extra, *again, f"output.dir={folder}"), folder))
+    return runs
 
 
 def shared_samples(variants: list[Variant]) -> Path | None:
@@ -76,64 +84,118 @@ def shared_samples(variants: list[Variant]) -> Path | None:
     return None
 
 
-def table_rows(runs: list[tuple[str, list[dict]]]) -> tuple[list[str], list[list]]:
-    """(categories, rows): one row per run (the base model first), the mean over its evaluation seeds per category
-    and overall, then the spread (max − min) of its overall score over those seeds (None with a single seed)."""
-    categories = list(runs[0][1][0]["categories"])
+@dataclass(frozen=True)
+class Evaluated:
+    """One row of the table: a variant's evaluations (`scores[t][e]`, the `scores.json` summary of training run t at
+    evaluation seed e), the per-image records of all of them pooled (None where an `images.json` is missing), and
+    the mean wall time of its runs in minutes where it is known."""
+    name: str
+    scores: list[list[dict]]
+    records: list[dict] | None
+    minutes: float | None = None
+
+
+def table_rows(runs: list[Evaluated], control: str = "self_distill") -> tuple[list[str], list[list]]:
+    """(header, rows): one row per variant (the base model first): the mean over its training runs and evaluation
+    seeds per category and overall; the spread (max − min) of the overall score over evaluation seeds and over
+    training seeds (each of the mean over the other; None where there is one); the share of the base's error it
+    removes, (score − base) / (1 − base); the paired bootstrap over prompts (all its images pooled per prompt)
+    against the base and, where it is among the runs, against `control`, the reward-free run a difference must
+    beat before it is a reward effect; and the mean wall time of its runs in minutes."""
+    from srum.evaluation.bootstrap import paired_bootstrap
+
+    categories = list(runs[0].scores[0][0]["categories"])
+    against = [runs[0]] + [r for r in runs[1:] if r.name == control]
 
     def mean(xs: list[float]) -> float:
         return sum(xs) / len(xs)
 
+    def spread(xs: list[float]) -> float | None:
+        return max(xs) - min(xs) if len(xs) > 1 else None
+
+    def paired(ref: Evaluated, run: Evaluated) -> dict | None:
+        if run is ref or run is runs[0] or ref.records is None or run.records is None:
+            return None
+        return paired_bootstrap(ref.records, run.records)
+
+    base = mean([s["overall"] for s in runs[0].scores[0]])
     rows = []
-    for name, seeds in runs:
-        overall = [s["overall"] for s in seeds]
-        rows.append([name, *[mean([s["categories"][c] for s in seeds]) for c in categories], mean(overall),
-                     max(overall) - min(overall) if len(seeds) > 1 else None])
-    return categories, rows
+    for i, run in enumerate(runs):
+        flat = [s for t in run.scores for s in t]
+        overall = mean([s["overall"] for s in flat])
+        by_eval = [mean([t[e]["overall"] for t in run.scores]) for e in range(len(run.scores[0]))]
+        by_train = [mean([s["overall"] for s in t]) for t in run.scores]
+        rows.append([run.name, *[mean([s["categories"][c] for s in flat]) for c in categories], overall,
+                     spread(by_eval), spread(by_train), (overall - base) / (1 - base) if i else None,
+                     *[paired(ref, run) for ref in against], run.minutes])
+    header = ["run", *categories, "overall", "evaluation-seed spread", "training-seed spread", "error removed",
+              *[f"vs {ref.name} (paired 95%)" for ref in against], "minutes"]
+    return header, rows
 
 
-def write_tables(out: Path, categories: list[str], rows: list[list]) -> None:
-    """`ablation.md`, `ablation.csv` and `ablation.png` (overall score per run with its seed spread)."""
-    header = ["run", *categories, "overall", "seed spread"]
-    fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))  # noqa: E731
+def write_tables(out: Path, header: list[str], rows: list[list], control: str = "self_distill") -> None:
+    """`ablation.md`, `ablation.csv` (a paired comparison as its delta, low and high columns) and `ablation.png`
+    (each run's paired difference from the base, the control's interval shaded)."""
+
+    def fmt(v) -> str:
+        if isinstance(v, dict):
+            return f"{v['delta']:+.3f} [{v['lo']:+.3f}, {v['hi']:+.3f}]"
+        return "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     atomic_write_text(out / "ablation.md", "\n".join(md) + "\n")
+    paired = [j for j, h in enumerate(header) if h.endswith("(paired 95%)")]
+    flat_header = [x for j, h in enumerate(header) for x in ([h, f"{h} lo", f"{h} hi"] if j in paired else [h])]
+
+    def flat(row: list) -> list[str]:
+        return [x for j, v in enumerate(row) for x in (
+            [fmt(v and v[k]) for k in ("delta", "lo", "hi")] if j in paired else [fmt(v)])]
+
     buf = io.StringIO()
-    csv.writer(buf).writerows([header, *[[fmt(v) for v in row] for row in rows]])
+    csv.writer(buf).writerows([flat_header, *[flat(row) for row in rows]])
     atomic_write_text(out / "ablation.csv", buf.getvalue())
+    versus = header.index(f"vs {rows[0][0]} (paired 95%)")
+    band = next((row[versus] for row in rows if row[0] == control), None)
     with atomic_path(out / "ablation.png") as tmp:
-        dot_chart([(row[0], row[-2], row[-1]) for row in rows]).save(tmp, format="PNG")
+        interval_chart([(row[0], row[versus]) for row in rows[1:]], band).save(tmp, format="PNG")
 
 
-def dot_chart(values: list[tuple[str, float, float | None]], width: int = 640) -> Image.Image:
-    """Overall score per run as a dot with its seed spread as a whisker, on an axis zoomed to the values (bars from
-    zero would hide differences of a few hundredths); the base's spread is a grey band across all rows, so a run
-    whose whisker overlaps it is not distinguishable from the base."""
+def interval_chart(deltas: list[tuple[str, dict | None]], band: dict | None = None, width: int = 640) -> Image.Image:
+    """Each run's paired difference from the base (overall, per prompt) as a dot with its 95% interval, on an axis
+    zoomed to the values, with a line at zero; `band`, the reward-free control's interval, is shaded across all rows,
+    so a run whose interval overlaps it is not distinguishable from self-distillation. A run without a paired
+    comparison (an evaluation written without images.json) keeps its row, empty."""
     row_h, left, right, top = 24, 130, 30, 24
-    img = Image.new("RGB", (width, top + row_h * len(values) + 8), "white")
+    img = Image.new("RGB", (width, top + row_h * len(deltas) + 8), "white")
     d = ImageDraw.Draw(img)
-    ends = [(v - (s or 0) / 2, v + (s or 0) / 2) for _, v, s in values]
-    lo = math.floor(min(a for a, _ in ends) * 100 - 1) / 100
-    hi = math.ceil(max(b for _, b in ends) * 100 + 1) / 100
+    ends = [0.0] + [v[k] for v in [band, *(v for _, v in deltas)] if v for k in ("lo", "hi")]
+    lo = math.floor(min(ends) * 100 - 1) / 100
+    hi = math.ceil(max(ends) * 100 + 1) / 100
     x = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731
     step = 0.01 * math.ceil((hi - lo) / 0.07)  # at most about eight gridlines, on whole hundredths
-    ticks = [lo + i * step for i in range(int(round((hi - lo) / step)) + 1)]
-    for t in ticks:
+    for t in [lo + i * step for i in range(int(round((hi - lo) / step)) + 1)]:
         d.line([x(t), top - 4, x(t), img.height], fill=(235, 235, 235))
-        d.text((x(t) - 12, 4), f"{t:.3f}", fill="black")
-    (base_lo, base_hi), base_spread = ends[0], values[0][2]
-    if base_spread:
-        d.rectangle([x(base_lo), top - 4, x(base_hi), img.height], fill=(220, 220, 220))
-    for i, ((name, v, _), (a, b)) in enumerate(zip(values, ends)):
+        d.text((x(t) - 12, 4), f"{t:+.2f}", fill="black")
+    if band:
+        d.rectangle([x(band["lo"]), top - 4, x(band["hi"]), img.height], fill=(220, 220, 220))
+    d.line([x(0.0), top - 4, x(0.0), img.height], fill=(120, 120, 120), width=1)
+    for i, (name, v) in enumerate(deltas):
         y = top + i * row_h + row_h // 2
         d.text((5, y - 6), name, fill="black")
-        d.line([x(a), y, x(b), y], fill="black", width=2)
-        color = (120, 120, 120) if i == 0 else (70, 110, 200)
-        d.ellipse([x(v) - 4, y - 4, x(v) + 4, y + 4], fill=color)
-        d.text((x(b) + 6, y - 6), f"{v:.3f}", fill="black")
+        if v:
+            d.line([x(v["lo"]), y, x(v["hi"]), y], fill="black", width=2)
+            d.ellipse([x(v["delta"]) - 4, y - 4, x(v["delta"]) + 4, y + 4], fill=(70, 110, 200))
+            d.text((x(v["hi"]) + 6, y - 6), f"{v['delta']:+.3f}", fill="black")
     return img
 
 
-def load_scores(path: Path) -> dict:
-    return json.loads(path.read_text())
+def load_evaluated(name: str, scores: list[list[Path]], minutes: float | None = None) -> Evaluated:
+    """A row from its evaluations' `scores.json` files (`scores[t][e]`: training run t, evaluation seed e); the
+    `images.json` beside each, pooled, give the paired comparisons (an evaluation written without one leaves them
+    out). A damaged file stops with one line naming it."""
+    fix = "delete the evaluation folder and rerun the ablation: it evaluates again what is missing"
+    summaries = [[read_json(p, fix) for p in run] for run in scores]
+    images = [p.parent / "images.json" for run in scores for p in run]
+    records = [r for f in images for r in read_json(f, fix)] if all(f.is_file() for f in images) else None
+    return Evaluated(name, summaries, records, minutes)

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import json
 from pathlib import Path
 
 import pytest
 
-from srum.ablation import VARIANTS, expand, table_rows, write_tables
+from PIL import Image
+
+from srum.ablation import (VARIANTS, Evaluated, expand, interval_chart, load_evaluated, table_rows,
+                          write_tables)
+from srum.cli.ablate import _seeds
 from srum.config import load_config
+from srum.utils.artifacts import DamagedArtifact
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "shapes.yaml"
 
@@ -28,17 +35,81 @@ def test_expand_gives_valid_configs_and_own_folders(tmp_path):
         expand(["nope"], tmp_path)
 
 
+def test_reseeds_run_every_variant_again_in_its_own_folder(tmp_path):
+    runs = expand(["srum", "oracle"], tmp_path, ["train.seed=1"], [(1234, 7), (5, 6)])
+    assert [(r.name, r.out_dir.name) for r in runs] == [
+        ("srum", "srum"), ("srum", "srum-seed1234"), ("srum", "srum-seed5"),
+        ("oracle", "oracle"), ("oracle", "oracle-seed1234"), ("oracle", "oracle-seed5")]
+    seeds = [(c.train.seed, c.train.data_seed, c.reward.source) for c in
+             (load_config(RECIPE, list(r.overrides)) for r in runs)]
+    # The plain folder keeps the recipe's (here overridden) seeds; a reseed wins over the extra overrides.
+    assert seeds == [(1, 42, "self"), (1234, 7, "self"), (5, 6, "self"),
+                     (1, 42, "oracle"), (1234, 7, "oracle"), (5, 6, "oracle")]
+    assert _seeds("1234:7,5:6") == [(1234, 7), (5, 6)] and _seeds("none") == []
+    for bad in ("12", "1:x", "1:2,", "-1:2"):
+        with pytest.raises(argparse.ArgumentTypeError, match="expected SEED:DATA_SEED"):
+            _seeds(bad)
+
+
+def _records(scores: dict[int, float]) -> list[dict]:
+    return [{"category": "color", "index": i, "score": v} for i, v in scores.items()]
+
+
 def test_table_by_hand(tmp_path):
-    base = [{"categories": {"color": 0.5, "shape": 0.3}, "overall": 0.4},
-            {"categories": {"color": 0.7, "shape": 0.3}, "overall": 0.5}]
-    srum = [{"categories": {"color": 0.8, "shape": 0.4}, "overall": 0.6}]
-    cats, rows = table_rows([("base", base), ("srum", srum)])
-    assert cats == ["color", "shape"]
-    assert rows[0] == ["base", pytest.approx(0.6), pytest.approx(0.3), pytest.approx(0.45), pytest.approx(0.1)]
-    assert rows[1] == ["srum", 0.8, 0.4, 0.6, None]  # one seed: no spread
-    write_tables(tmp_path, cats, rows)
+    base = [[{"categories": {"color": 0.5, "shape": 0.3}, "overall": 0.4},
+             {"categories": {"color": 0.7, "shape": 0.3}, "overall": 0.5}]]
+    # Two training runs of srum at the same two evaluation seeds: by evaluation seed (0.6 + 0.8) / 2 = 0.7 and
+    # (0.7 + 0.5) / 2 = 0.6, by training run 0.65 and 0.65.
+    srum = [[{"categories": {"color": 0.8, "shape": 0.4}, "overall": 0.6},
+             {"categories": {"color": 0.8, "shape": 0.6}, "overall": 0.7}],
+            [{"categories": {"color": 1.0, "shape": 0.6}, "overall": 0.8},
+             {"categories": {"color": 0.6, "shape": 0.4}, "overall": 0.5}]]
+    # Three prompts, the base's two seeds pooled per prompt (means 0.25, 0.5, 0.5); srum adds 0.25, 0.25 and 0.5 to
+    # them: every resample's mean difference lies in [0.25, 0.5], its mean is 1/3.
+    base_rec = _records({0: 0.0, 1: 0.5, 2: 0.5}) + _records({0: 0.5, 1: 0.5, 2: 0.5})
+    srum_rec = _records({0: 0.5, 1: 0.75, 2: 1.0})
+    header, rows = table_rows([Evaluated("base", base, base_rec), Evaluated("srum", srum, srum_rec, 7.5),
+                               Evaluated("self_distill", [base[0][:1]], base_rec)])
+    assert header == ["run", "color", "shape", "overall", "evaluation-seed spread", "training-seed spread",
+                      "error removed", "vs base (paired 95%)", "vs self_distill (paired 95%)", "minutes"]
+    assert rows[0] == ["base", pytest.approx(0.6), pytest.approx(0.3), pytest.approx(0.45), pytest.approx(0.1),
+                       None, None, None, None, None]
+    assert rows[1][:7] == ["srum", pytest.approx(0.8), pytest.approx(0.5), pytest.approx(0.65), pytest.approx(0.1),
+                           pytest.approx(0.0), pytest.approx((0.65 - 0.45) / 0.55)]
+    assert rows[1][7]["delta"] == pytest.approx(1 / 3) and 0.25 <= rows[1][7]["lo"] <= rows[1][7]["hi"] <= 0.5
+    assert rows[1][8]["delta"] == pytest.approx(1 / 3) and rows[1][9] == 7.5
+    # One run at one evaluation seed: no spreads; the control against itself: no comparison.
+    assert rows[2][4:6] == [None, None] and rows[2][7]["delta"] == 0.0 and rows[2][8] is None
+    write_tables(tmp_path, header, rows)
     md = (tmp_path / "ablation.md").read_text().splitlines()
-    assert md[0] == "| run | color | shape | overall | seed spread |"
-    assert md[2] == "| base | 0.600 | 0.300 | 0.450 | 0.100 |"
-    assert (tmp_path / "ablation.csv").read_text().splitlines()[2] == "srum,0.800,0.400,0.600,"
-    assert (tmp_path / "ablation.png").stat().st_size > 0
+    assert md[0] == ("| run | color | shape | overall | evaluation-seed spread | training-seed spread | "
+                     "error removed | vs base (paired 95%) | vs self_distill (paired 95%) | minutes |")
+    assert md[2] == "| base | 0.600 | 0.300 | 0.450 | 0.100 |  |  |  |  |  |"
+    lo, hi = rows[1][7]["lo"], rows[1][7]["hi"]
+    assert md[3] == f"| srum | 0.800 | 0.500 | 0.650 | 0.100 | 0.000 | 0.364 | +0.333 [{lo:+.3f}, {hi:+.3f}] | " \
+                    f"+0.333 [{lo:+.3f}, {hi:+.3f}] | 7.500 |"
+    csv_rows = (tmp_path / "ablation.csv").read_text().splitlines()
+    assert csv_rows[0].endswith("vs base (paired 95%),vs base (paired 95%) lo,vs base (paired 95%) hi,"
+                                "vs self_distill (paired 95%),vs self_distill (paired 95%) lo,"
+                                "vs self_distill (paired 95%) hi,minutes")
+    assert csv_rows[2] == (f"srum,0.800,0.500,0.650,0.100,0.000,0.364,0.333,{lo:.3f},{hi:.3f},0.333,{lo:.3f},"
+                           f"{hi:.3f},7.500")
+    with Image.open(tmp_path / "ablation.png") as png:  # a row per run after the base; the control's band shaded
+        assert png.height == 24 + 24 * 2 + 8
+    band = interval_chart([("srum", rows[1][7])], {"delta": 0.0, "lo": -0.02, "hi": 0.02})
+    assert band.getpixel((140, band.height - 2)) == (220, 220, 220)  # the left end of the axis (−0.03) lies in it
+
+
+def test_load_evaluated_pools_seeds_and_names_a_damaged_file(tmp_path):
+    for seed, scores in ((0, {0: 0.0}), (1, {0: 1.0})):
+        (tmp_path / f"s{seed}").mkdir()
+        (tmp_path / f"s{seed}" / "scores.json").write_text(json.dumps({"categories": {"color": 0.5}, "overall": 0.5}))
+        (tmp_path / f"s{seed}" / "images.json").write_text(json.dumps(_records(scores)))
+    paths = [[tmp_path / "s0" / "scores.json", tmp_path / "s1" / "scores.json"]]
+    run = load_evaluated("srum", paths, 2.0)
+    assert len(run.scores[0]) == 2 and [r["score"] for r in run.records] == [0.0, 1.0] and run.minutes == 2.0
+    (tmp_path / "s1" / "images.json").unlink()  # written before images.json existed: no paired columns
+    assert load_evaluated("srum", paths).records is None
+    (tmp_path / "s1" / "scores.json").write_text("{")
+    with pytest.raises(DamagedArtifact, match=r"s1/scores.json: unreadable JSON"):
+        load_evaluated("srum", paths)

@@ -1,26 +1,29 @@
 """Run SRUM ablations of one recipe and tabulate them against the base model (judged by its prompt world's oracle).
 
     python launch/ablate.py recipes/shapes.yaml [--variants srum global_only ...] [--gpus 2] [--out runs/ablate]
-        [--eval-seeds 0,1] [key=value ...]
+        [--eval-seeds 0,1] [--reseed 1234:7,...|none] [key=value ...]
 
 Each variant runs `deepspeed --num_gpus N launch/srum.py RECIPE overrides` with the same seeds and budget (the
 first variant's generated samples serve all of them), then is evaluated on the val split with every evaluation
-seed, as is the base checkpoint: the spread over seeds is the noise a difference must beat.
-Writes OUT/ablation.md, .csv and .png. Finished variants (and base evaluations) are skipped on a rerun.
+seed, as is the base checkpoint; then again with each `--reseed` pair of training seeds. The spreads over
+evaluation and training seeds are the noise a difference must beat. Each row also gives the
+share of the base's error it removes and a paired bootstrap over prompts (every seed's images pooled per prompt)
+against the base and against self-distillation (`self_distill`, reward ≡ 1), below which no gain is a reward effect.
+Writes OUT/ablation.md, .csv and .png. Finished runs (and evaluations) are skipped on a rerun.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from srum.ablation import VARIANTS, expand, load_scores, shared_samples, table_rows, write_tables
+from srum.ablation import VARIANTS, expand, load_evaluated, shared_samples, table_rows, write_tables
 from srum.config import load_config
+from srum.utils.artifacts import read_json
 from srum.worlds.registry import WORLDS, is_world
 from srum.utils.io import atomic_write_json
 from srum.utils.logging import setup_logging
@@ -36,6 +39,9 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("runs/ablate"))
     ap.add_argument("--eval-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1],
                     help="comma-separated evaluation seeds of every run and of the base model (seed noise)")
+    ap.add_argument("--reseed", type=_seeds, default=[(1234, 7)], metavar="SEED:DATA_SEED,...",
+                    help="train every variant again with each of these comma-separated train.seed:train.data_seed "
+                         "pairs (the training-seed noise); 'none' for one training run per variant")
     args, overrides = ap.parse_known_args()
     setup_logging()
     cfg = load_config(args.recipe, overrides)  # fails now, not after hours, on a bad recipe or override
@@ -49,35 +55,52 @@ def main() -> None:
     limit = cfg.eval.limit_per_category
     t0 = time.time()
     timings_file = args.out / "timings.json"
-    timings = json.loads(timings_file.read_text())["variant_seconds"] if timings_file.is_file() else {}
-    variants = expand(args.variants, args.out, [*overrides, *eval_overrides])
+    timings = read_json(timings_file, "delete it: only the minutes column is lost")["variant_seconds"] \
+        if timings_file.is_file() else {}
+    variants = expand(args.variants, args.out, [*overrides, *eval_overrides], args.reseed)
     for v in variants:
         if v.done:
-            logger.info("variant=%s done, skipped", v.name)
+            logger.info("run=%s done, skipped", v.out_dir.name)
             continue
         start = time.time()
         # Variants differ after generation only: the first finished variant's images serve all the others.
         drawn = shared_samples(variants)
         reuse = [f"generate.reuse_from={drawn}"] if drawn is not None else []
         cmd = ["deepspeed", "--num_gpus", str(args.gpus), "--module", "srum.cli.run", args.recipe, *v.overrides, *reuse]
-        logger.info("variant=%s command=%s", v.name, " ".join(cmd))
+        logger.info("run=%s command=%s", v.out_dir.name, " ".join(cmd))
         subprocess.run(cmd, check=True)
-        timings[v.name] = time.time() - start
+        timings[v.out_dir.name] = time.time() - start
+        atomic_write_json(timings_file, {"variant_seconds": timings})  # kept if a later run fails
 
-    def evaluate(checkpoint: Path | str, out: Path, seed: int) -> dict:
+    def evaluate(checkpoint: Path | str, out: Path, seed: int) -> Path:
         if not (out / "scores.json").is_file():
             cmd = [sys.executable, "-m", "srum.cli.evaluate", "--checkpoint", str(checkpoint), "--benchmark", world,
-                   "--split", "val", "--out", str(out), "--seed", str(seed)] + (["--limit", str(limit)] if limit else [])
-            subprocess.run(cmd, check=True)
-        return load_scores(out / "scores.json")
+                   "--split", "val", "--out", str(out), "--seed", str(seed)]
+            subprocess.run(cmd + (["--limit", str(limit)] if limit else []), check=True)
+        return out / "scores.json"
 
-    runs = [("base", [evaluate(cfg.model.path, args.out / f"base-seed{seed}", seed) for seed in args.eval_seeds])]
-    for v in variants:
-        runs.append((v.name, [load_scores(v.scores)] + [evaluate(v.export, v.extra_eval_dir(s), s) for s in more]))
-    categories, rows = table_rows(runs)
-    write_tables(args.out, categories, rows)
+    runs = [load_evaluated("base", [[evaluate(cfg.model.path, args.out / f"base-seed{seed}", seed)
+                                     for seed in args.eval_seeds]])]
+    for name in args.variants:
+        trained = [v for v in variants if v.name == name]
+        seconds = [timings[v.out_dir.name] for v in trained if v.out_dir.name in timings]
+        scores = [[v.scores, *[evaluate(v.export, v.extra_eval_dir(s), s) for s in more]] for v in trained]
+        runs.append(load_evaluated(name, scores, sum(seconds) / len(seconds) / 60 if seconds else None))
+    header, rows = table_rows(runs)
+    write_tables(args.out, header, rows)
     atomic_write_json(timings_file, {"variant_seconds": timings, "total_seconds_last_call": time.time() - t0})
     print((args.out / "ablation.md").read_text())
+
+
+def _seeds(text: str) -> list[tuple[int, int]]:
+    """`1234:7,4397:43` as [(1234, 7), (4397, 43)]; `none` as []."""
+    if text == "none":
+        return []
+    pairs = [part.partition(":") for part in text.split(",")]
+    if not all(sep and seed.isdigit() and data.isdigit() for seed, sep, data in pairs):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected SEED:DATA_SEED pairs of non-negative integers, "
+                                         "comma-separated, or none")
+    return [(int(seed), int(data)) for seed, _, data in pairs]
 
 
 if __name__ == "__main__":

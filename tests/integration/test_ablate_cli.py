@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -21,6 +22,7 @@ def test_two_variant_ablation(tiny_checkpoint, tmp_path):
         pytest.skip("the deepspeed launcher is not on PATH")
     cmd = [sys.executable, str(ROOT / "launch" / "ablate.py"), str(ROOT / "recipes" / "shapes.yaml"),
            "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate"), "--eval-seeds", "0,1",
+           "--reseed", "5:6",
            f"model.path={tiny_checkpoint}", "generate.limit_per_category=1", "generate.num_timesteps=3",
            "train.max_steps=2", "train.save_every=0", "eval.limit_per_category=1", "log.progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -28,10 +30,18 @@ def test_two_variant_ablation(tiny_checkpoint, tmp_path):
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-12000:]
     table = (tmp_path / "ablate" / "ablation.md").read_text().splitlines()
     assert [row.split(" | ")[0] for row in table[2:]] == ["| base", "| srum", "| self_distill"]
-    # Every run evaluated with both seeds: the round's own evaluation (seed 0) and one more (seed 1).
-    for v in ("srum", "self_distill"):
-        assert (tmp_path / "ablate" / v / "eval-seed1" / "scores.json").is_file()
-    assert all(row.split(" | ")[-1] != " |" for row in table[2:])  # a spread in every row
+    # Every run, at the recipe's training seeds and reseeded, evaluated with both seeds: the round's own evaluation
+    # (seed 0) and one more (seed 1).
+    for run in ("srum", "self_distill", "srum-seed5", "self_distill-seed5"):
+        assert (tmp_path / "ablate" / run / "eval-seed1" / "scores.json").is_file()
+    assert yaml.safe_load((tmp_path / "ablate" / "srum-seed5" / "config.yaml").read_text())["train"]["seed"] == 5
+    cells = [[c.strip() for c in row.strip("|").split("|")] for row in table]
+    spread, trained, versus, minutes = (cells[0].index(h) for h in (
+        "evaluation-seed spread", "training-seed spread", "vs base (paired 95%)", "minutes"))
+    assert all(row[spread] for row in cells[2:]) and all(row[trained] for row in cells[3:])  # spreads in every row
+    # Each run against the base, paired over prompts (delta [low, high]), and its wall time; the base has neither.
+    assert not cells[2][versus] and all(re.fullmatch(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", row[versus])
+                                        and float(row[minutes]) > 0 for row in cells[3:])
     # self_distill drew nothing: it links the srum variant's samples (same model, prompts and seeds).
     drawn, linked = (tmp_path / "ablate" / v / "round1" / "generate" for v in ("srum", "self_distill"))
     assert yaml.safe_load((tmp_path / "ablate" / "self_distill" / "config.yaml").read_text())["generate"][
@@ -40,4 +50,4 @@ def test_two_variant_ablation(tiny_checkpoint, tmp_path):
     assert images and images == sorted(p.relative_to(linked) for p in linked.glob("images/*.png"))
     assert all((drawn / p).read_bytes() == (linked / p).read_bytes() for p in images)
     again = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
-    assert again.returncode == 0 and again.stderr.count("done, skipped") == 2
+    assert again.returncode == 0 and again.stderr.count("done, skipped") == 4
