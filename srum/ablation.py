@@ -167,19 +167,22 @@ def interval_chart(deltas: list[tuple[str, dict | None]], band: dict | None = No
     so a run whose interval overlaps it is not distinguishable from self-distillation. A run without a paired
     comparison (an evaluation written without images.json) keeps its row, empty."""
     row_h, left, right, top = 24, 130, 30, 24
-    img = Image.new("RGB", (width, top + row_h * len(deltas) + 8), "white")
+    img = Image.new("RGB", (width, top + row_h * len(deltas) + 24), "white")
     d = ImageDraw.Draw(img)
+    bottom = img.height - 18
+    d.text((5, bottom + 4), "overall score against the base, paired over prompts, 95% interval"
+           + ("; shaded: the reward-free control's" if band else ""), fill=(90, 90, 90))
     ends = [0.0] + [v[k] for v in [band, *(v for _, v in deltas)] if v for k in ("lo", "hi")]
     lo = math.floor(min(ends) * 100 - 1) / 100
     hi = math.ceil(max(ends) * 100 + 1) / 100
     x = lambda v: left + (v - lo) / (hi - lo) * (width - left - right)  # noqa: E731
     step = 0.01 * math.ceil((hi - lo) / 0.07)  # at most about eight gridlines, on whole hundredths
     for t in [lo + i * step for i in range(int(round((hi - lo) / step)) + 1)]:
-        d.line([x(t), top - 4, x(t), img.height], fill=(235, 235, 235))
+        d.line([x(t), top - 4, x(t), bottom], fill=(235, 235, 235))
         d.text((x(t) - 12, 4), f"{t:+.2f}", fill="black")
     if band:
-        d.rectangle([x(band["lo"]), top - 4, x(band["hi"]), img.height], fill=(220, 220, 220))
-    d.line([x(0.0), top - 4, x(0.0), img.height], fill=(120, 120, 120), width=1)
+        d.rectangle([x(band["lo"]), top - 4, x(band["hi"]), bottom], fill=(220, 220, 220))
+    d.line([x(0.0), top - 4, x(0.0), bottom], fill=(120, 120, 120), width=1)
     for i, (name, v) in enumerate(deltas):
         y = top + i * row_h + row_h // 2
         d.text((5, y - 6), name, fill="black")

@@ -95,9 +95,9 @@ def test_table_by_hand(tmp_path):
     assert csv_rows[2] == (f"srum,0.800,0.500,0.650,0.100,0.000,0.364,0.333,{lo:.3f},{hi:.3f},0.333,{lo:.3f},"
                            f"{hi:.3f},7.500")
     with Image.open(tmp_path / "ablation.png") as png:  # a row per run after the base; the control's band shaded
-        assert png.height == 24 + 24 * 2 + 8
+        assert png.height == 24 + 24 * 2 + 24
     band = interval_chart([("srum", rows[1][7])], {"delta": 0.0, "lo": -0.02, "hi": 0.02})
-    assert band.getpixel((140, band.height - 2)) == (220, 220, 220)  # the left end of the axis (−0.03) lies in it
+    assert band.getpixel((140, band.height - 20)) == (220, 220, 220)  # the left end of the axis (−0.03) lies in it
 
 
 def test_load_evaluated_pools_seeds_and_names_a_damaged_file(tmp_path):
