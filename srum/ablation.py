@@ -103,8 +103,9 @@ def table_rows(runs: list[Evaluated], control: str = "self_distill") -> tuple[li
     against the base and, where it is among the runs, against `control`, the reward-free run a difference must
     beat before it is a reward effect; and the mean wall time of its runs in minutes."""
     from srum.evaluation.bootstrap import paired_bootstrap
+    from srum.evaluation.report import ordered
 
-    categories = list(runs[0].scores[0][0]["categories"])
+    categories = ordered(list(runs[0].scores[0][0]["categories"]))  # T2I-CompBench's columns in the paper's order
     against = [runs[0]] + [r for r in runs[1:] if r.name == control]
 
     def mean(xs: list[float]) -> float:
@@ -179,7 +180,7 @@ def interval_chart(deltas: list[tuple[str, dict | None]], band: dict | None = No
     step = 0.01 * math.ceil((hi - lo) / 0.07)  # at most about eight gridlines, on whole hundredths
     for t in [lo + i * step for i in range(int(round((hi - lo) / step)) + 1)]:
         d.line([x(t), top - 4, x(t), bottom], fill=(235, 235, 235))
-        d.text((x(t) - 12, 4), f"{t:+.2f}", fill="black")
+        d.text((x(t) - 12, 4), f"{round(t, 4) or 0.0:+.2f}", fill="black")  # no "-0.00"
     if band:
         d.rectangle([x(band["lo"]), top - 4, x(band["hi"]), bottom], fill=(220, 220, 220))
     d.line([x(0.0), top - 4, x(0.0), bottom], fill=(120, 120, 120), width=1)
