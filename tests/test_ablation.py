@@ -12,7 +12,7 @@ from PIL import Image
 
 from srum.ablation import (VARIANTS, Evaluated, expand, interval_chart, load_evaluated, table_rows,
                           write_tables)
-from srum.cli.ablate import _seeds
+from srum.cli.ablate import _seeds, parse_args
 from srum.config import load_config
 from srum.utils.artifacts import DamagedArtifact
 
@@ -46,6 +46,7 @@ def test_reseeds_run_every_variant_again_in_its_own_folder(tmp_path):
     assert seeds == [(1, 42, "self"), (1234, 7, "self"), (5, 6, "self"),
                      (1, 42, "oracle"), (1234, 7, "oracle"), (5, 6, "oracle")]
     assert _seeds("1234:7,5:6") == [(1234, 7), (5, 6)] and _seeds("none") == []
+    assert parse_args(["r.yaml", "--reseed", "none"])[0].reseed == []
     for bad in ("12", "1:x", "1:2,", "-1:2"):
         with pytest.raises(argparse.ArgumentTypeError, match="expected SEED:DATA_SEED"):
             _seeds(bad)
@@ -53,6 +54,17 @@ def test_reseeds_run_every_variant_again_in_its_own_folder(tmp_path):
 
 def _records(scores: dict[int, float]) -> list[dict]:
     return [{"category": "color", "index": i, "score": v} for i, v in scores.items()]
+
+
+def test_overrides_after_the_variant_names_are_overrides(capsys):
+    args, overrides = parse_args(["r.yaml", "a=1", "--variants", "srum", "oracle", "b=2", "c=3", "--reseed", "5:6"])
+    assert args.variants == ["srum", "oracle"] and overrides == ["a=1", "b=2", "c=3"] and args.reseed == [(5, 6)]
+    assert parse_args(["r.yaml"])[0].variants == list(VARIANTS) and parse_args(["r.yaml"])[0].reseed == [(1234, 7)]
+    for argv, said in ((["--variants", "srum", "nope", "b=2"], "nope: not a variant"),
+                       (["--variants", "b=2"], "no variant named")):
+        with pytest.raises(SystemExit):
+            parse_args(["r.yaml", *argv])
+        assert f"--variants: {said}; expected some of srum " in capsys.readouterr().err
 
 
 def test_table_by_hand(tmp_path):

@@ -31,10 +31,13 @@ from srum.utils.logging import setup_logging
 logger = logging.getLogger("srum.ablate")
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[str]]:
+    """(options, recipe overrides). `key=value` overrides may follow `--variants` names: argparse would hand them to
+    the names' list, so they are taken back from it, in order, before the names are checked."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("recipe")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="NAME",
+                    help=f"some of: {' '.join(VARIANTS)} (default: all)")
     ap.add_argument("--gpus", type=int, default=2, help="ranks per run (CPU processes without GPUs)")
     ap.add_argument("--out", type=Path, default=Path("runs/ablate"))
     ap.add_argument("--eval-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1],
@@ -42,7 +45,18 @@ def main() -> None:
     ap.add_argument("--reseed", type=_seeds, default=[(1234, 7)], metavar="SEED:DATA_SEED,...",
                     help="train every variant again with each of these comma-separated train.seed:train.data_seed "
                          "pairs (the training-seed noise); 'none' for one training run per variant")
-    args, overrides = ap.parse_known_args()
+    args, overrides = ap.parse_known_args(argv)
+    overrides += [v for v in args.variants if "=" in v]
+    args.variants = [v for v in args.variants if "=" not in v]
+    unknown = [v for v in args.variants if v not in VARIANTS]
+    if unknown or not args.variants:
+        named = f"{' '.join(unknown)}: not a variant" if unknown else "no variant named"
+        ap.error(f"--variants: {named}; expected some of {' '.join(VARIANTS)}")
+    return args, overrides
+
+
+def main() -> None:
+    args, overrides = parse_args()
     setup_logging()
     cfg = load_config(args.recipe, overrides)  # fails now, not after hours, on a bad recipe or override
     first, *more = args.eval_seeds

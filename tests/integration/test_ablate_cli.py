@@ -21,8 +21,8 @@ def test_two_variant_ablation(tiny_checkpoint, tmp_path):
     if shutil.which("deepspeed") is None:
         pytest.skip("the deepspeed launcher is not on PATH")
     cmd = [sys.executable, str(ROOT / "launch" / "ablate.py"), str(ROOT / "recipes" / "shapes.yaml"),
-           "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate"), "--eval-seeds", "0,1",
-           "--reseed", "5:6",
+           "--out", str(tmp_path / "ablate"), "--eval-seeds", "0,1", "--reseed", "5:6",
+           "--variants", "srum", "self_distill",  # the overrides that follow are the recipe's, not variant names
            f"model.path={tiny_checkpoint}", "generate.limit_per_category=1", "generate.num_timesteps=3",
            "train.max_steps=2", "train.save_every=0", "eval.limit_per_category=1", "log.progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
