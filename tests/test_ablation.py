@@ -12,7 +12,7 @@ from PIL import Image
 
 from srum.ablation import (VARIANTS, Evaluated, expand, interval_chart, load_evaluated, table_rows,
                           write_tables)
-from srum.cli.ablate import _seeds, parse_args
+from srum.cli.ablate import _seeds, main, parse_args
 from srum.config import load_config
 from srum.utils.artifacts import DamagedArtifact
 
@@ -65,6 +65,16 @@ def test_overrides_after_the_variant_names_are_overrides(capsys):
         with pytest.raises(SystemExit):
             parse_args(["r.yaml", *argv])
         assert f"--variants: {said}; expected some of srum " in capsys.readouterr().err
+
+
+def test_a_variant_the_recipe_cannot_run_stops_before_any_run(tmp_path):
+    online = RECIPE.parent / "shapes_online.yaml"  # nft: equal rewards give no update, so self_distill is refused
+    with pytest.raises(SystemExit, match=r"^ablate.py: variant self_distill: objective.kind=nft with reward.source="
+                                         r"uniform: equal rewards give zero advantages"):
+        main([str(online), "--variants", "srum", "self_distill", "--out", str(tmp_path / "ablate")])
+    with pytest.raises(SystemExit, match=r"^ablate.py: train.max_steps=-3 must be > 0$"):
+        main([str(RECIPE), "--out", str(tmp_path / "ablate"), "train.max_steps=-3"])
+    assert not (tmp_path / "ablate").exists()  # nothing ran, nothing was written
 
 
 def test_table_by_hand(tmp_path):

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from srum.ablation import VARIANTS, expand, load_evaluated, shared_samples, table_rows, write_tables
-from srum.config import load_config
+from srum.config import ConfigError, load_config
 from srum.utils.artifacts import read_json
 from srum.worlds.registry import WORLDS, is_world
 from srum.utils.io import atomic_write_json
@@ -55,10 +55,13 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     return args, overrides
 
 
-def main() -> None:
-    args, overrides = parse_args()
+def main(argv: list[str] | None = None) -> None:
+    args, overrides = parse_args(argv)
     setup_logging()
-    cfg = load_config(args.recipe, overrides)  # fails now, not after hours, on a bad recipe or override
+    try:
+        cfg = load_config(args.recipe, overrides)  # fails now, not after hours, on a bad recipe or override
+    except (ConfigError, FileNotFoundError) as e:
+        sys.exit(f"ablate.py: {e}")
     first, *more = args.eval_seeds
     world = cfg.generate.prompts
     if not is_world(world):
@@ -72,6 +75,11 @@ def main() -> None:
     timings = read_json(timings_file, "delete it: only the minutes column is lost")["variant_seconds"] \
         if timings_file.is_file() else {}
     variants = expand(args.variants, args.out, [*overrides, *eval_overrides], args.reseed)
+    for v in variants:  # a variant the recipe cannot run (e.g. self_distill under a group objective) stops now too
+        try:
+            load_config(args.recipe, list(v.overrides))
+        except ConfigError as e:
+            sys.exit(f"ablate.py: variant {v.name}: {e}")
     for v in variants:
         if v.done:
             logger.info("run=%s done, skipped", v.out_dir.name)
