@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from srum.evaluation.bootstrap import paired_bootstrap
+from srum.evaluation.report import ordered
 from srum.utils.artifacts import read_json
 from srum.utils.io import atomic_path, atomic_write_text
 
@@ -95,6 +97,11 @@ class Evaluated:
     minutes: float | None = None
 
 
+def versus_label(name: str) -> str:
+    """The column of the paired comparisons against run `name`."""
+    return f"vs {name} (paired 95%)"
+
+
 def table_rows(runs: list[Evaluated], control: str = "self_distill") -> tuple[list[str], list[list]]:
     """(header, rows): one row per variant (the base model first): the mean over its training runs and evaluation
     seeds per category and overall; the spread (max − min) of the overall score over evaluation seeds and over
@@ -102,9 +109,6 @@ def table_rows(runs: list[Evaluated], control: str = "self_distill") -> tuple[li
     removes, (score − base) / (1 − base); the paired bootstrap over prompts (all its images pooled per prompt)
     against the base and, where it is among the runs, against `control`, the reward-free run a difference must
     beat before it is a reward effect; and the mean wall time of its runs in minutes."""
-    from srum.evaluation.bootstrap import paired_bootstrap
-    from srum.evaluation.report import ordered
-
     categories = ordered(list(runs[0].scores[0][0]["categories"]))  # T2I-CompBench's columns in the paper's order
     against = [runs[0]] + [r for r in runs[1:] if r.name == control]
 
@@ -130,7 +134,7 @@ def table_rows(runs: list[Evaluated], control: str = "self_distill") -> tuple[li
                      spread(by_eval), spread(by_train), (overall - base) / (1 - base) if i else None,
                      *[paired(ref, run) for ref in against], run.minutes])
     header = ["run", *categories, "overall", "evaluation-seed spread", "training-seed spread", "error removed",
-              *[f"vs {ref.name} (paired 95%)" for ref in against], "minutes"]
+              *[versus_label(ref.name) for ref in against], "minutes"]
     return header, rows
 
 
@@ -146,7 +150,7 @@ def write_tables(out: Path, header: list[str], rows: list[list], control: str = 
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     atomic_write_text(out / "ablation.md", "\n".join(md) + "\n")
-    paired = [j for j, h in enumerate(header) if h.endswith("(paired 95%)")]
+    paired = [j for j, h in enumerate(header) if h in {versus_label(row[0]) for row in rows}]
     flat_header = [x for j, h in enumerate(header) for x in ([h, f"{h} lo", f"{h} hi"] if j in paired else [h])]
 
     def flat(row: list) -> list[str]:
@@ -156,7 +160,7 @@ def write_tables(out: Path, header: list[str], rows: list[list], control: str = 
     buf = io.StringIO()
     csv.writer(buf).writerows([flat_header, *[flat(row) for row in rows]])
     atomic_write_text(out / "ablation.csv", buf.getvalue())
-    versus = header.index(f"vs {rows[0][0]} (paired 95%)")
+    versus = header.index(versus_label(rows[0][0]))
     band = next((row[versus] for row in rows if row[0] == control), None)
     with atomic_path(out / "ablation.png") as tmp:
         interval_chart([(row[0], row[versus]) for row in rows[1:]], band).save(tmp, format="PNG")
