@@ -53,6 +53,10 @@ class Variant:
         """Where the export is evaluated again with another seed, to measure the run's evaluation noise."""
         return self.out_dir / f"eval-seed{seed}"
 
+    def test_eval_dir(self, seed: int) -> Path:
+        """Where the export is evaluated on the held-out test split."""
+        return self.out_dir / f"test-seed{seed}"
+
     @property
     def done(self) -> bool:
         return self.scores.is_file()
@@ -97,45 +101,63 @@ class Evaluated:
     minutes: float | None = None
 
 
+PAIRED = "(paired 95%)"
+
+
 def versus_label(name: str) -> str:
     """The column of the paired comparisons against run `name`."""
-    return f"vs {name} (paired 95%)"
+    return f"vs {name} {PAIRED}"
 
 
-def table_rows(runs: list[Evaluated], control: str = "self_distill") -> tuple[list[str], list[list]]:
+def table_rows(runs: list[Evaluated], control: str = "self_distill",
+               test: list[Evaluated] | None = None) -> tuple[list[str], list[list]]:
     """(header, rows): one row per variant (the base model first): the mean over its training runs and evaluation
     seeds per category and overall; the spread (max − min) of the overall score over evaluation seeds and over
     training seeds (each of the mean over the other; None where there is one); the share of the base's error it
     removes, (score − base) / (1 − base); the paired bootstrap over prompts (all its images pooled per prompt)
     against the base and, where it is among the runs, against `control`, the reward-free run a difference must
-    beat before it is a reward effect; and the mean wall time of its runs in minutes."""
+    beat before it is a reward effect; with `test` (the same runs evaluated on the held-out split, in the same
+    order), the test score and its paired comparison with the base, since a gain chosen on val must hold there
+    too; and the mean wall time of its runs in minutes."""
     categories = ordered(list(runs[0].scores[0][0]["categories"]))  # T2I-CompBench's columns in the paper's order
     against = [runs[0]] + [r for r in runs[1:] if r.name == control]
-
-    def mean(xs: list[float]) -> float:
-        return sum(xs) / len(xs)
+    if test is not None and [r.name for r in test] != [r.name for r in runs]:
+        raise ValueError(f"test rows {[r.name for r in test]} do not match the val rows {[r.name for r in runs]}")
 
     def spread(xs: list[float]) -> float | None:
         return max(xs) - min(xs) if len(xs) > 1 else None
 
-    def paired(ref: Evaluated, run: Evaluated) -> dict | None:
-        if run is ref or run is runs[0] or ref.records is None or run.records is None:
-            return None
-        return paired_bootstrap(ref.records, run.records)
-
-    base = mean([s["overall"] for s in runs[0].scores[0]])
+    base = _overall(runs[0])
     rows = []
     for i, run in enumerate(runs):
         flat = [s for t in run.scores for s in t]
-        overall = mean([s["overall"] for s in flat])
-        by_eval = [mean([t[e]["overall"] for t in run.scores]) for e in range(len(run.scores[0]))]
-        by_train = [mean([s["overall"] for s in t]) for t in run.scores]
-        rows.append([run.name, *[mean([s["categories"][c] for s in flat]) for c in categories], overall,
+        overall = _overall(run)
+        by_eval = [_mean([t[e]["overall"] for t in run.scores]) for e in range(len(run.scores[0]))]
+        by_train = [_mean([s["overall"] for s in t]) for t in run.scores]
+        held_out = [] if test is None else [_overall(test[i]), _paired(test[0], test[i])]
+        rows.append([run.name, *[_mean([s["categories"][c] for s in flat]) for c in categories], overall,
                      spread(by_eval), spread(by_train), (overall - base) / (1 - base) if i else None,
-                     *[paired(ref, run) for ref in against], run.minutes])
+                     *[_paired(ref, run) if i else None for ref in against], *held_out, run.minutes])
     header = ["run", *categories, "overall", "evaluation-seed spread", "training-seed spread", "error removed",
-              *[versus_label(ref.name) for ref in against], "minutes"]
+              *[versus_label(ref.name) for ref in against],
+              *([] if test is None else ["test", "test " + versus_label(runs[0].name)]), "minutes"]
     return header, rows
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs)
+
+
+def _overall(run: Evaluated) -> float:
+    """The overall score averaged over every training run and evaluation seed."""
+    return _mean([s["overall"] for t in run.scores for s in t])
+
+
+def _paired(ref: Evaluated, run: Evaluated) -> dict | None:
+    """`run` against `ref`, paired over prompts; None against itself or where per-image records are missing."""
+    if run is ref or ref.records is None or run.records is None:
+        return None
+    return paired_bootstrap(ref.records, run.records)
 
 
 def write_tables(out: Path, header: list[str], rows: list[list], control: str = "self_distill") -> None:
@@ -150,7 +172,7 @@ def write_tables(out: Path, header: list[str], rows: list[list], control: str = 
     md = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     md += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in rows]
     atomic_write_text(out / "ablation.md", "\n".join(md) + "\n")
-    paired = [j for j, h in enumerate(header) if h in {versus_label(row[0]) for row in rows}]
+    paired = [j for j, h in enumerate(header) if h.endswith(PAIRED)]
     flat_header = [x for j, h in enumerate(header) for x in ([h, f"{h} lo", f"{h} hi"] if j in paired else [h])]
 
     def flat(row: list) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import socket
 from pathlib import Path
 
 import pytest
@@ -12,9 +13,10 @@ from PIL import Image
 
 from srum.ablation import (VARIANTS, Evaluated, expand, interval_chart, load_evaluated, table_rows,
                           write_tables)
-from srum.cli.ablate import _seeds, main, parse_args
+from srum.cli.ablate import _ints, _seeds, main, parse_args
 from srum.config import load_config
 from srum.utils.artifacts import DamagedArtifact
+from srum.utils.dist import free_port
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "shapes.yaml"
 
@@ -65,6 +67,17 @@ def test_overrides_after_the_variant_names_are_overrides(capsys):
         with pytest.raises(SystemExit):
             parse_args(["r.yaml", *argv])
         assert f"--variants: {said}; expected some of srum " in capsys.readouterr().err
+
+
+def test_evaluation_seed_lists(capsys):
+    args = parse_args(["r.yaml", "--eval-seeds", "3,4", "--test-seeds", "none"])[0]
+    assert args.eval_seeds == [3, 4] and args.test_seeds == []
+    assert parse_args(["r.yaml"])[0].test_seeds == [0] and _ints("0,12") == [0, 12]
+    for argv, said in ((["--eval-seeds", "none"], "--eval-seeds: at least one seed"),
+                       (["--test-seeds", "1,x"], "'1,x': expected comma-separated non-negative integers")):
+        with pytest.raises(SystemExit):
+            parse_args(["r.yaml", *argv])
+        assert said in capsys.readouterr().err
 
 
 def test_a_variant_the_recipe_cannot_run_stops_before_any_run(tmp_path):
@@ -120,6 +133,36 @@ def test_table_by_hand(tmp_path):
         assert png.height == 24 + 24 * 2 + 24
     band = interval_chart([("srum", rows[1][7])], {"delta": 0.0, "lo": -0.02, "hi": 0.02})
     assert band.getpixel((140, band.height - 20)) == (220, 220, 220)  # the left end of the axis (−0.03) lies in it
+
+
+def test_test_split_columns_by_hand(tmp_path):
+    """The held-out split's score (mean over training runs and test seeds) and its paired comparison with the
+    base's test images; the CSV splits that comparison like the val ones."""
+    val = [{"categories": {"color": 0.5}, "overall": 0.5}]
+    runs = [Evaluated("base", [val], _records({0: 0.5})), Evaluated("srum", [val, val], _records({0: 0.5}))]
+    # Two prompts; the base's test scores 0.2 and 0.4; srum's two training runs 0.4 and 0.6 on prompt 0 (pooled:
+    # 0.5, +0.3) and 0.4 on prompt 1 both times (0.0): every resample's mean lies in [0, 0.3], the full mean 0.15.
+    test = [Evaluated("base", [[{"categories": {"color": 0.3}, "overall": 0.3}]], _records({0: 0.2, 1: 0.4})),
+            Evaluated("srum", [[{"categories": {"color": 0.5}, "overall": 0.5}],
+                               [{"categories": {"color": 0.3}, "overall": 0.3}]],
+                      _records({0: 0.4, 1: 0.4}) + _records({0: 0.6, 1: 0.4}))]
+    header, rows = table_rows(runs, test=test)
+    assert header[-3:] == ["test", "test vs base (paired 95%)", "minutes"]
+    assert rows[0][-3:] == [pytest.approx(0.3), None, None]
+    assert rows[1][-3] == pytest.approx(0.4) and rows[1][-2]["delta"] == pytest.approx(0.15)
+    assert 0.0 <= rows[1][-2]["lo"] <= rows[1][-2]["hi"] <= 0.3
+    write_tables(tmp_path, header, rows)
+    csv_header = (tmp_path / "ablation.csv").read_text().splitlines()[0]
+    assert csv_header.endswith(",test,test vs base (paired 95%),test vs base (paired 95%) lo,"
+                               "test vs base (paired 95%) hi,minutes")
+    with pytest.raises(ValueError, match="test rows"):
+        table_rows(runs, test=test[:1])
+
+
+def test_free_port_is_bindable():
+    port = free_port()
+    with socket.socket() as sock:  # nothing listens there: a run can take it
+        sock.bind(("127.0.0.1", port))
 
 
 def test_load_evaluated_pools_seeds_and_names_a_damaged_file(tmp_path):

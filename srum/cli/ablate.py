@@ -1,14 +1,16 @@
 """Run SRUM ablations of one recipe and tabulate them against the base model (judged by its prompt world's oracle).
 
     python launch/ablate.py recipes/shapes.yaml [--variants srum global_only ...] [--gpus 2] [--out runs/ablate]
-        [--eval-seeds 0,1] [--reseed 1234:7,...|none] [key=value ...]
+        [--eval-seeds 0,1] [--test-seeds 0|none] [--reseed 1234:7,...|none] [key=value ...]
 
 Each variant runs `deepspeed --num_gpus N launch/srum.py RECIPE overrides` with the same seeds and budget (the
 first variant's generated samples serve all of them), then is evaluated on the val split with every evaluation
 seed, as is the base checkpoint; then again with each `--reseed` pair of training seeds. The spreads over
 evaluation and training seeds are the noise a difference must beat. Each row also gives the
 share of the base's error it removes and a paired bootstrap over prompts (every seed's images pooled per prompt)
-against the base and against self-distillation (`self_distill`, reward ≡ 1), below which no gain is a reward effect.
+against the base and against self-distillation (`self_distill`, reward ≡ 1), below which no gain is a reward effect;
+and every run's score on the held-out test split (`--test-seeds`), paired against the base's. Each run gets its own
+free rendezvous port, so an ablation can share the machine with other DeepSpeed runs.
 Writes OUT/ablation.md, .csv and .png. Finished runs (and evaluations) are skipped on a rerun.
 """
 
@@ -25,6 +27,7 @@ from srum.ablation import VARIANTS, expand, load_evaluated, shared_samples, tabl
 from srum.config import ConfigError, load_config
 from srum.utils.artifacts import read_json
 from srum.worlds.registry import WORLDS, is_world
+from srum.utils.dist import free_port
 from srum.utils.io import atomic_write_json
 from srum.utils.logging import setup_logging
 
@@ -40,12 +43,16 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
                     help=f"some of: {' '.join(VARIANTS)} (default: all)")
     ap.add_argument("--gpus", type=int, default=2, help="ranks per run (CPU processes without GPUs)")
     ap.add_argument("--out", type=Path, default=Path("runs/ablate"))
-    ap.add_argument("--eval-seeds", type=lambda v: [int(x) for x in v.split(",")], default=[0, 1],
+    ap.add_argument("--eval-seeds", type=_ints, default=[0, 1], metavar="SEED,...",
                     help="comma-separated evaluation seeds of every run and of the base model (seed noise)")
+    ap.add_argument("--test-seeds", type=_ints, default=[0], metavar="SEED,...|none",
+                    help="evaluation seeds on the test split of every run and of the base model ('none': val only)")
     ap.add_argument("--reseed", type=_seeds, default=[(1234, 7)], metavar="SEED:DATA_SEED,...",
                     help="train every variant again with each of these comma-separated train.seed:train.data_seed "
                          "pairs (the training-seed noise); 'none' for one training run per variant")
     args, overrides = ap.parse_known_args(argv)
+    if not args.eval_seeds:
+        ap.error("--eval-seeds: at least one seed (the round's own evaluation uses the first)")
     overrides += [v for v in args.variants if "=" in v]
     args.variants = [v for v in args.variants if "=" not in v]
     unknown = [v for v in args.variants if v not in VARIANTS]
@@ -88,16 +95,17 @@ def main(argv: list[str] | None = None) -> None:
         # Variants differ after generation only: the first finished variant's images serve all the others.
         drawn = shared_samples(variants)
         reuse = [f"generate.reuse_from={drawn}"] if drawn is not None else []
-        cmd = ["deepspeed", "--num_gpus", str(args.gpus), "--module", "srum.cli.run", args.recipe, *v.overrides, *reuse]
+        cmd = ["deepspeed", "--num_gpus", str(args.gpus), "--master_port", str(free_port()), "--module",
+               "srum.cli.run", args.recipe, *v.overrides, *reuse]
         logger.info("run=%s command=%s", v.out_dir.name, " ".join(cmd))
         subprocess.run(cmd, check=True)
         timings[v.out_dir.name] = time.time() - start
         atomic_write_json(timings_file, {"variant_seconds": timings})  # kept if a later run fails
 
-    def evaluate(checkpoint: Path | str, out: Path, seed: int) -> Path:
+    def evaluate(checkpoint: Path | str, out: Path, seed: int, split: str = "val") -> Path:
         if not (out / "scores.json").is_file():
             cmd = [sys.executable, "-m", "srum.cli.evaluate", "--checkpoint", str(checkpoint), "--benchmark", world,
-                   "--split", "val", "--out", str(out), "--seed", str(seed)]
+                   "--split", split, "--out", str(out), "--seed", str(seed)]
             subprocess.run(cmd + (["--limit", str(limit)] if limit else []), check=True)
         return out / "scores.json"
 
@@ -108,10 +116,27 @@ def main(argv: list[str] | None = None) -> None:
         seconds = [timings[v.out_dir.name] for v in trained if v.out_dir.name in timings]
         scores = [[v.scores, *[evaluate(v.export, v.extra_eval_dir(s), s) for s in more]] for v in trained]
         runs.append(load_evaluated(name, scores, sum(seconds) / len(seconds) / 60 if seconds else None))
-    header, rows = table_rows(runs)
+    tests = None
+    if args.test_seeds:  # the held-out split, after every val number is in
+        tests = [load_evaluated("base", [[evaluate(cfg.model.path, args.out / f"base-test-seed{s}", s, "test")
+                                          for s in args.test_seeds]])]
+        for name in args.variants:
+            tests.append(load_evaluated(name, [[evaluate(v.export, v.test_eval_dir(s), s, "test")
+                                                for s in args.test_seeds] for v in variants if v.name == name]))
+    header, rows = table_rows(runs, test=tests)
     write_tables(args.out, header, rows)
     atomic_write_json(timings_file, {"variant_seconds": timings, "total_seconds_last_call": time.time() - t0})
     print((args.out / "ablation.md").read_text())
+
+
+def _ints(text: str) -> list[int]:
+    """`0,1` as [0, 1]; `none` as []."""
+    if text == "none":
+        return []
+    parts = text.split(",")
+    if not all(p.isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated non-negative integers, or none")
+    return [int(p) for p in parts]
 
 
 def _seeds(text: str) -> list[tuple[int, int]]:

@@ -57,7 +57,7 @@ def init_distributed(backend: str = "auto", timeout_minutes: int = 60) -> Iterat
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     if "MASTER_ADDR" not in os.environ:  # a plain `python` run: a one-rank group, so DeepSpeed runs unchanged
-        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()), RANK="0", WORLD_SIZE="1",
+        os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), RANK="0", WORLD_SIZE="1",
                           LOCAL_RANK="0")
     chosen = choose_backend(backend)
     if chosen == "nccl":
@@ -86,7 +86,8 @@ def exit_process(code: int = 0) -> None:
     os._exit(code)
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port nothing listens on now: a run's rendezvous port, so that runs side by side do not collide."""
     import socket
 
     with socket.socket() as sock:

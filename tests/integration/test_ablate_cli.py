@@ -1,10 +1,14 @@
-"""`launch/ablate.py` end to end: two variants on a micro budget, then a rerun that skips them."""
+"""`launch/ablate.py` end to end: two variants on a micro budget (beside a run holding DeepSpeed's default port),
+then a rerun that skips them."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -26,7 +30,12 @@ def test_two_variant_ablation(tiny_checkpoint, tmp_path):
            f"model.path={tiny_checkpoint}", "generate.limit_per_category=1", "generate.num_timesteps=3",
            "train.max_steps=2", "train.save_every=0", "eval.limit_per_category=1", "log.progress=false"]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
+    with contextlib.ExitStack() as stack:  # DeepSpeed's default rendezvous port taken, as by a run beside this one
+        taken = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):  # already taken by something else: the same situation
+            taken.bind(("127.0.0.1", 29500))
+            taken.listen()
+        first = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900, cwd=ROOT)
     assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-12000:]
     table = (tmp_path / "ablate" / "ablation.md").read_text().splitlines()
     assert [row.split(" | ")[0] for row in table[2:]] == ["| base", "| srum", "| self_distill"]
@@ -34,10 +43,15 @@ def test_two_variant_ablation(tiny_checkpoint, tmp_path):
     # (seed 0) and one more (seed 1).
     for run in ("srum", "self_distill", "srum-seed5", "self_distill-seed5"):
         assert (tmp_path / "ablate" / run / "eval-seed1" / "scores.json").is_file()
+        manifest = json.loads((tmp_path / "ablate" / run / "test-seed0" / "manifest.json").read_text())
+        assert manifest["config"]["split"] == "test"
     assert yaml.safe_load((tmp_path / "ablate" / "srum-seed5" / "config.yaml").read_text())["train"]["seed"] == 5
     cells = [[c.strip() for c in row.strip("|").split("|")] for row in table]
-    spread, trained, versus, minutes = (cells[0].index(h) for h in (
-        "evaluation-seed spread", "training-seed spread", "vs base (paired 95%)", "minutes"))
+    spread, trained, versus, test, test_versus, minutes = (cells[0].index(h) for h in (
+        "evaluation-seed spread", "training-seed spread", "vs base (paired 95%)", "test", "test vs base (paired 95%)",
+        "minutes"))
+    assert all(0 <= float(row[test]) <= 1 for row in cells[2:]) and not cells[2][test_versus]
+    assert all(re.fullmatch(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", row[test_versus]) for row in cells[3:])
     assert all(row[spread] for row in cells[2:]) and all(row[trained] for row in cells[3:])  # spreads in every row
     # Each run against the base, paired over prompts (delta [low, high]), and its wall time; the base has neither.
     assert not cells[2][versus] and all(re.fullmatch(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", row[versus])
