@@ -35,19 +35,21 @@ VARIANTS: dict[str, list[str]] = {
 
 @dataclass(frozen=True)
 class Variant:
-    """One training run of a variant: the recipe's own training seeds, or one reseeding of them."""
+    """One training run of a variant: the recipe's own training seeds, or one reseeding of them. A run of several
+    rounds is judged by its last."""
     name: str
     overrides: tuple[str, ...]
     out_dir: Path
+    rounds: int = 1
 
     @property
     def scores(self) -> Path:
-        """The round's own evaluation (the first evaluation seed)."""
-        return self.out_dir / "round1" / "eval" / "scores.json"
+        """The last round's own evaluation (the first evaluation seed)."""
+        return self.out_dir / f"round{self.rounds}" / "eval" / "scores.json"
 
     @property
     def export(self) -> Path:
-        return self.out_dir / "round1" / "export"
+        return self.out_dir / f"round{self.rounds}" / "export"
 
     def extra_eval_dir(self, seed: int) -> Path:
         """Where the export is evaluated again with another seed, to measure the run's evaluation noise."""
@@ -63,7 +65,7 @@ class Variant:
 
 
 def expand(names: list[str], out_root: Path, extra: list[str] = (),
-           reseeds: list[tuple[int, int]] = ()) -> list[Variant]:
+           reseeds: list[tuple[int, int]] = (), rounds: int = 1) -> list[Variant]:
     """The runs for `names` (validated against VARIANTS), each in `out_root/<name>` with the extra overrides, then
     each again with every (train.seed, train.data_seed) of `reseeds` in `out_root/<name>-seed<seed>`: the training
     noise (init noise, sample order, timesteps) a difference must beat, beside the evaluation seeds' noise. The
@@ -76,13 +78,14 @@ def expand(names: list[str], out_root: Path, extra: list[str] = (),
         for seeds in [None, *reseeds]:
             folder = out_root / (n if seeds is None else f"{n}-seed{seeds[0]}")
             again = [] if seeds is None else [f"train.seed={seeds[0]}", f"train.data_seed={seeds[1]}"]
-            runs.append(Variant(n, (*VARIANTS[n], *extra, *again, f"output.dir={folder}"), folder))
+            runs.append(Variant(n, (*VARIANTS[n], *extra, *again, f"output.dir={folder}"), folder, rounds))
     return runs
 
 
 def shared_samples(variants: list[Variant]) -> Path | None:
     """A finished round-1 generate folder of one of `variants`: the same model, prompts and seeds draw the same
-    images for every variant (no variant changes `generate.*`), so later variants link it instead of redrawing."""
+    images for every variant (no variant changes `generate.*`), so later variants link it instead of redrawing
+    (later rounds draw with each variant's own model)."""
     for v in variants:
         folder = v.out_dir / "round1" / "generate"
         if (folder / "manifest.json").is_file():

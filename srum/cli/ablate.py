@@ -23,7 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-from srum.ablation import VARIANTS, expand, load_evaluated, shared_samples, table_rows, write_tables
+from srum.ablation import VARIANTS, Variant, expand, load_evaluated, shared_samples, table_rows, write_tables
 from srum.config import ConfigError, load_config
 from srum.utils.artifacts import read_json
 from srum.worlds.registry import WORLDS, is_world
@@ -39,8 +39,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     the names' list, so they are taken back from it, in order, before the names are checked."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("recipe")
-    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), metavar="NAME",
-                    help=f"some of: {' '.join(VARIANTS)} (default: all)")
+    ap.add_argument("--variants", nargs="+", default=[], metavar="NAME",
+                    help=f"some of: {' '.join(VARIANTS)} (default: all the recipe can run)")
     ap.add_argument("--gpus", type=int, default=2, help="ranks per run (CPU processes without GPUs)")
     ap.add_argument("--out", type=Path, default=Path("runs/ablate"))
     ap.add_argument("--eval-seeds", type=_ints, default=[0, 1], metavar="SEED,...",
@@ -53,12 +53,14 @@ def parse_args(argv: list[str] | None = None) -> tuple[argparse.Namespace, list[
     args, overrides = ap.parse_known_args(argv)
     if not args.eval_seeds:
         ap.error("--eval-seeds: at least one seed (the round's own evaluation uses the first)")
+    named_any = bool(args.variants)
     overrides += [v for v in args.variants if "=" in v]
-    args.variants = [v for v in args.variants if "=" not in v]
-    unknown = [v for v in args.variants if v not in VARIANTS]
-    if unknown or not args.variants:
+    args.named = [v for v in args.variants if "=" not in v]  # asked for by name: refused loudly if it cannot run
+    unknown = [v for v in args.named if v not in VARIANTS]
+    if unknown or (named_any and not args.named):
         named = f"{' '.join(unknown)}: not a variant" if unknown else "no variant named"
         ap.error(f"--variants: {named}; expected some of {' '.join(VARIANTS)}")
+    args.variants = args.named or list(VARIANTS)
     return args, overrides
 
 
@@ -81,12 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     timings_file = args.out / "timings.json"
     timings = read_json(timings_file, "delete it: only the minutes column is lost")["variant_seconds"] \
         if timings_file.is_file() else {}
-    variants = expand(args.variants, args.out, [*overrides, *eval_overrides], args.reseed)
-    for v in variants:  # a variant the recipe cannot run (e.g. self_distill under a group objective) stops now too
-        try:
-            load_config(args.recipe, list(v.overrides))
-        except ConfigError as e:
-            sys.exit(f"ablate.py: variant {v.name}: {e}")
+    variants = runnable(args.recipe, expand(args.variants, args.out, [*overrides, *eval_overrides], args.reseed,
+                                            cfg.train.rounds), args.named)
+    args.variants = list(dict.fromkeys(v.name for v in variants))
     for v in variants:
         if v.done:
             logger.info("run=%s done, skipped", v.out_dir.name)
@@ -127,6 +126,26 @@ def main(argv: list[str] | None = None) -> None:
     write_tables(args.out, header, rows)
     atomic_write_json(timings_file, {"variant_seconds": timings, "total_seconds_last_call": time.time() - t0})
     print((args.out / "ablation.md").read_text())
+
+
+def runnable(recipe: str, variants: list[Variant], named: list[str]) -> list[Variant]:
+    """The runs whose config the recipe accepts, checked before the first starts. A variant it cannot run (e.g.
+    self_distill under a group objective, where equal rewards give no update) stops the ablation in one line when it
+    was asked for by name, and is left out with a warning when it came from the default list."""
+    refused = {}
+    for v in variants:
+        try:
+            load_config(recipe, list(v.overrides))
+        except ConfigError as e:
+            refused.setdefault(v.name, str(e))
+    for name, why in refused.items():
+        if name in named:
+            sys.exit(f"ablate.py: variant {name}: {why}")
+        logger.warning("variant=%s left out: the recipe cannot run it (%s)", name, why)
+    kept = [v for v in variants if v.name not in refused]
+    if not kept:
+        sys.exit("ablate.py: the recipe can run none of the variants")
+    return kept
 
 
 def _ints(text: str) -> list[int]:
