@@ -143,12 +143,23 @@ def relaunch_sharded(args: argparse.Namespace) -> bool:
     if procs <= 1:
         return False
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if not torch.cuda.is_available() and (said := oversubscribed(procs, env["OMP_NUM_THREADS"], os.cpu_count())):
+        logger.warning(said)
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(procs),
            "--module", "srum.cli.evaluate", *sys.argv[1:]]
     code = subprocess.call(cmd, env=env)
     if code:
         raise SystemExit(code)
     return True
+
+
+def oversubscribed(procs: int, threads: str, cores: int | None) -> str | None:
+    """A warning when CPU processes × their threads exceed the cores: the ranks' thread pools then spin against
+    each other (2 processes × 2 threads on 2 cores sampled 24× slower than with one thread each)."""
+    if not threads.isdigit() or not cores or procs * int(threads) <= cores:
+        return None
+    return (f"{procs} processes × OMP_NUM_THREADS={threads} threads exceed the {cores} CPU cores: sampling runs many "
+            f"times slower; set OMP_NUM_THREADS={max(cores // procs, 1)} or fewer --procs")
 
 
 def build_eval_judge(args: argparse.Namespace, judge_name: str, dist: DistInfo):

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from srum.cli.evaluate import oversubscribed
 from srum.evaluation.report import category_scores
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -110,3 +111,13 @@ def test_two_ranks_evaluate_like_one(tiny_checkpoint, tmp_path):
     assert len(records[0]) == 16 and records[0] == records[1] == records[2]  # same order, seeds and scores
     for r in records[0]:
         assert (tmp_path / "one" / r["file"]).read_bytes() == (tmp_path / "two" / r["file"]).read_bytes()
+
+
+def test_oversubscribed_cpu_threads_are_warned_of():
+    # 2 × 2 threads on 2 cores: the case measured 24× slower; one thread a process, or a core each, is fine.
+    said = oversubscribed(2, "2", 2)
+    assert said.startswith("2 processes × OMP_NUM_THREADS=2 threads exceed the 2 CPU cores")
+    assert said.endswith("set OMP_NUM_THREADS=1 or fewer --procs")
+    assert oversubscribed(8, "2", 4).endswith("OMP_NUM_THREADS=1 or fewer --procs")
+    assert oversubscribed(2, "1", 2) is None and oversubscribed(2, "2", 4) is None
+    assert oversubscribed(2, "", 2) is None and oversubscribed(2, "4", None) is None  # unknown: nothing to say
