@@ -3,8 +3,8 @@
     python launch/repair.py --run runs/ablate/oracle [--round 1] [--limit 256] [--tries 2] [--out runs/repair]
 
 For each of up to `--limit` images of the round that its prompt world's exact judge scores below 1 and whose own
-judge accepted at least one region, the accepted regions' tokens are held at the sample's latents and the rest is
-drawn again (`srum.evaluation.repair`), `--tries` times with new seeds; the same prompts are also drawn afresh with
+judge accepted at least one region, the accepted regions' tokens (less any that touch a rejected region) are held at
+the sample's latents and the rest is drawn again (`srum.evaluation.repair`), `--tries` times with new seeds; the same prompts are also drawn afresh with
 the same seeds. Writes OUT/summary.json (per mode: the share of perfect tries, the mean exact score and its gain
 over the originals, the share of images with a perfect try; held against fresh paired over images) and OUT/grid.png
 (original, held, fresh).
@@ -28,7 +28,7 @@ from tqdm import tqdm  # noqa: E402
 
 from srum.config import load_config  # noqa: E402
 from srum.evaluation.bootstrap import paired_bootstrap  # noqa: E402
-from srum.evaluation.repair import region_tokens, repaint_guide  # noqa: E402
+from srum.evaluation.repair import held_tokens, repaint_guide  # noqa: E402
 from srum.pipeline import load_model  # noqa: E402
 from srum.records import GenerateFolder, ScoreFolder  # noqa: E402
 from srum.utils.dist import DistInfo  # noqa: E402
@@ -78,7 +78,7 @@ def main() -> None:
     for b, batch in enumerate(tqdm(batches, desc="repair")):
         prompts = [j.prompt for j in batch]
         known = model.latents_to_tokens(torch.stack([latent_of[j.job] for j in batch]))
-        keep = torch.stack([region_tokens(j.boxes, j.region_scores, size, grid) for j in batch])
+        keep = torch.stack([held_tokens(j.boxes, j.region_scores, size, grid) for j in batch])
         held += keep.float().mean(dim=1).tolist()
         for t in range(args.tries):
             seeds = [args.seed + args.tries * (b * args.batch_size + i) + t for i in range(len(batch))]
@@ -87,23 +87,17 @@ def main() -> None:
                 images = model.sample_images(prompts, seeds, *size, guide=guide).images
                 for i, (j, s) in enumerate(zip(batch, world.truth(images, prompts))):
                     scores[mode].append({"category": "repair", "index": b * args.batch_size + i, "try": t,
-                                         "score": float(s), "original": j.truth})
+                                         "score": float(s), "original": j.truth,
+                                         "rejected": any(x is not None and x <= 0 for x in j.region_scores)})
                 if t == 0 and b == 0:
                     pictures[mode] = images[:16]
     summary = {"images": len(chosen), "tries": args.tries, "failed_in_round": len(failed),
                "original_mean": sum(j.truth for j in chosen) / len(chosen),
-               "held_tokens_share": sum(held) / len(held)}
-    for mode, recs in scores.items():
-        perfect = {}
-        for r in recs:
-            perfect[r["index"]] = perfect.get(r["index"], False) or r["score"] >= 1.0
-        summary[mode] = {"perfect": sum(r["score"] >= 1.0 for r in recs) / len(recs),
-                         "mean": sum(r["score"] for r in recs) / len(recs),
-                         "gain": sum(r["score"] - r["original"] for r in recs) / len(recs),
-                         "images_with_a_perfect_try": sum(perfect.values()) / len(perfect)}
-    summary["held_vs_fresh"] = paired_bootstrap(scores["fresh"], scores["held"])
-    summary["held_vs_fresh_perfect"] = paired_bootstrap(
-        *[[{**r, "score": float(r["score"] >= 1.0)} for r in scores[m]] for m in ("fresh", "held")])
+               "held_tokens_share": sum(held) / len(held), **_compare(scores)}
+    # Pictures with a wrong object in them, and pictures whose failure is elsewhere (a missing object, a relation).
+    for name, rejected in (("with_a_rejected_region", True), ("without_a_rejected_region", False)):
+        part = {m: [r for r in recs if r["rejected"] == rejected] for m, recs in scores.items()}
+        summary[name] = {"images": len(part["held"]) // args.tries, **_compare(part)} if part["held"] else None
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "summary.json", summary)
     row_of = {r.job: r for r in rows}
@@ -112,6 +106,24 @@ def main() -> None:
     with atomic_path(args.out / "grid.png") as tmp:
         _grid([originals, pictures["held"], pictures["fresh"]]).save(tmp, format="PNG")
     print(json.dumps(summary, indent=1))
+
+
+def _compare(scores: dict[str, list[dict]]) -> dict:
+    """Per mode: the share of perfect tries, the mean exact score and its gain over the originals, the share of images
+    with a perfect try; and held against fresh, paired over images (tries pooled), in score and in perfect share."""
+    out = {}
+    for mode, recs in scores.items():
+        perfect: dict[int, bool] = {}
+        for r in recs:
+            perfect[r["index"]] = perfect.get(r["index"], False) or r["score"] >= 1.0
+        out[mode] = {"perfect": sum(r["score"] >= 1.0 for r in recs) / len(recs),
+                     "mean": sum(r["score"] for r in recs) / len(recs),
+                     "gain": sum(r["score"] - r["original"] for r in recs) / len(recs),
+                     "images_with_a_perfect_try": sum(perfect.values()) / len(perfect)}
+    out["held_vs_fresh"] = paired_bootstrap(scores["fresh"], scores["held"])
+    out["held_vs_fresh_perfect"] = paired_bootstrap(
+        *[[{**r, "score": float(r["score"] >= 1.0)} for r in scores[m]] for m in ("fresh", "held")])
+    return out
 
 
 def _grid(rows: list[list[Image.Image]]) -> Image.Image:

@@ -50,6 +50,10 @@ def test_repair_redraws_failed_images_around_their_accepted_regions(tiny_checkpo
         assert 0 <= summary[mode]["perfect"] <= summary[mode]["images_with_a_perfect_try"] <= 1
         assert summary[mode]["gain"] == pytest.approx(summary[mode]["mean"] - 0.25)
     assert summary["held_vs_fresh"]["prompts"] == 2
+    # Neither re-drawn image has a rejected region: the whole comparison is the "without" part's.
+    assert summary["with_a_rejected_region"] is None
+    assert summary["without_a_rejected_region"]["images"] == 2
+    assert summary["without_a_rejected_region"]["held"] == summary["held"]
     with Image.open(out / "grid.png") as grid:  # original, held and fresh rows of the first batch, scaled 2×
         assert grid.size == (2 * 32, 3 * 2 * 32)
     empty = subprocess.run([sys.executable, str(ROOT / "launch" / "repair.py"), "--run", str(run), "--round", "2"],
