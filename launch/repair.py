@@ -4,9 +4,10 @@
 
 For each of up to `--limit` images of the round that its prompt world's exact judge scores below 1 and whose own
 judge accepted at least one region, the accepted regions' tokens (less any that touch a rejected region) are held at
-the sample's latents and the rest is drawn again (`srum.evaluation.repair`), `--tries` times with new seeds; the same prompts are also drawn afresh with
-the same seeds. Writes OUT/summary.json (per mode: the share of perfect tries, the mean exact score and its gain
-over the originals, the share of images with a perfect try; held against fresh paired over images) and OUT/grid.png
+the sample's latents and the rest is drawn again (`srum.evaluation.repair`), `--tries` times with new seeds; the
+same prompts are also drawn afresh with the same seeds. Writes OUT/summary.json (per mode: the share of perfect
+tries, the mean exact score and its gain over the originals, the share of images with a perfect try; held against
+fresh paired over images; all of it also split by whether the picture has a rejected region) and OUT/grid.png
 (original, held, fresh).
 """
 
