@@ -28,6 +28,7 @@ VARIANTS: dict[str, list[str]] = {
     "binarized": ["reward.binarize=true"],
     "signed_map": ["reward.map=signed"],
     "text_judge": ["judge.mode=text"],
+    "both_experts": ["train.freeze_und=false"],  # official SRUM trains the judge too: it may drift (understanding)
     "self_distill": ["reward.source=uniform"],  # reward ≡ 1: SFT on the model's own samples
     "oracle": ["reward.source=oracle"],  # the world's exact judge instead of the model's: the ceiling of the reward
 }
@@ -112,8 +113,8 @@ def versus_label(name: str) -> str:
     return f"vs {name} {PAIRED}"
 
 
-def table_rows(runs: list[Evaluated], control: str = "self_distill",
-               test: list[Evaluated] | None = None) -> tuple[list[str], list[list]]:
+def table_rows(runs: list[Evaluated], control: str = "self_distill", test: list[Evaluated] | None = None,
+               understanding: list[float | None] | None = None) -> tuple[list[str], list[list]]:
     """(header, rows): one row per variant (the base model first): the mean over its training runs and evaluation
     seeds per category and overall; the spread (max − min) of the overall score over evaluation seeds and over
     training seeds (each of the mean over the other; None where there is one); the share of the base's error it
@@ -121,7 +122,8 @@ def table_rows(runs: list[Evaluated], control: str = "self_distill",
     against the base and, where it is among the runs, against `control`, the reward-free run a difference must
     beat before it is a reward effect; with `test` (the same runs evaluated on the held-out split, in the same
     order), the test score and its paired comparison with the base, since a gain chosen on val must hold there
-    too; and the mean wall time of its runs in minutes."""
+    too; with `understanding` (one per row), the understanding accuracy a self-rewarding run must keep, the judge
+    being the model; and the mean wall time of its runs in minutes."""
     categories = ordered(list(runs[0].scores[0][0]["categories"]))  # T2I-CompBench's columns in the paper's order
     against = [runs[0]] + [r for r in runs[1:] if r.name == control]
     if test is not None and [r.name for r in test] != [r.name for r in runs]:
@@ -140,10 +142,12 @@ def table_rows(runs: list[Evaluated], control: str = "self_distill",
         held_out = [] if test is None else [_overall(test[i]), _paired(test[0], test[i])]
         rows.append([run.name, *[_mean([s["categories"][c] for s in flat]) for c in categories], overall,
                      spread(by_eval), spread(by_train), (overall - base) / (1 - base) if i else None,
-                     *[_paired(ref, run) if i else None for ref in against], *held_out, run.minutes])
+                     *[_paired(ref, run) if i else None for ref in against], *held_out,
+                     *([] if understanding is None else [understanding[i]]), run.minutes])
     header = ["run", *categories, "overall", "evaluation-seed spread", "training-seed spread", "error removed",
               *[versus_label(ref.name) for ref in against],
-              *([] if test is None else ["test", "test " + versus_label(runs[0].name)]), "minutes"]
+              *([] if test is None else ["test", "test " + versus_label(runs[0].name)]),
+              *([] if understanding is None else ["understanding"]), "minutes"]
     return header, rows
 
 

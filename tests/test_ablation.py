@@ -32,6 +32,7 @@ def test_expand_gives_valid_configs_and_own_folders(tmp_path):
     assert by_name["local_only"].judge.global_layout is False
     assert by_name["constraint_kl"].objective.constraint.value == "kl"
     assert by_name["self_distill"].reward.source == "uniform"
+    assert by_name["both_experts"].train.freeze_und is False and by_name["srum"].train.freeze_und is True
     assert by_name["oracle"].reward.source == "oracle"
     with pytest.raises(ValueError, match="unknown ablation variant"):
         expand(["nope"], tmp_path)
@@ -162,6 +163,8 @@ def test_test_split_columns_by_hand(tmp_path):
     csv_header = (tmp_path / "ablation.csv").read_text().splitlines()[0]
     assert csv_header.endswith(",test,test vs base (paired 95%),test vs base (paired 95%) lo,"
                                "test vs base (paired 95%) hi,minutes")
+    header, rows = table_rows(runs, test=test, understanding=[0.8, 0.75])  # one accuracy per row, before minutes
+    assert header[-2:] == ["understanding", "minutes"] and [r[-2] for r in rows] == [0.8, 0.75]
     with pytest.raises(ValueError, match="test rows"):
         table_rows(runs, test=test[:1])
 

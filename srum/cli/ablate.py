@@ -9,7 +9,9 @@ seed, as is the base checkpoint; then again with each `--reseed` pair of trainin
 evaluation and training seeds are the noise a difference must beat. Each row also gives the
 share of the base's error it removes and a paired bootstrap over prompts (every seed's images pooled per prompt)
 against the base and against self-distillation (`self_distill`, reward ≡ 1), below which no gain is a reward effect;
-and every run's score on the held-out test split (`--test-seeds`), paired against the base's. Each run gets its own
+every run's score on the held-out test split (`--test-seeds`), paired against the base's; and, where the world has
+understanding questions, every checkpoint's understanding accuracy (on the test split's prompts, or val's without
+test seeds): the judge is the model, and a variant that trains it must keep it. Each run gets its own
 free rendezvous port, so an ablation can share the machine with other DeepSpeed runs.
 Writes OUT/ablation.md, .csv and .png. Finished runs (and evaluations) are skipped on a rerun.
 """
@@ -25,9 +27,10 @@ from pathlib import Path
 
 from srum.ablation import VARIANTS, Variant, expand, load_evaluated, shared_samples, table_rows, write_tables
 from srum.config import ConfigError, load_config
+from srum.pipeline import load_model
 from srum.utils.artifacts import read_json
-from srum.worlds.registry import WORLDS, is_world
-from srum.utils.dist import free_port
+from srum.worlds.registry import WORLDS, is_world, world_for
+from srum.utils.dist import DistInfo, free_port
 from srum.utils.io import atomic_write_json
 from srum.utils.logging import setup_logging
 
@@ -122,10 +125,30 @@ def main(argv: list[str] | None = None) -> None:
         for name in args.variants:
             tests.append(load_evaluated(name, [[evaluate(v.export, v.test_eval_dir(s), s, "test")
                                                 for s in args.test_seeds] for v in variants if v.name == name]))
-    header, rows = table_rows(runs, test=tests)
+    understood = None
+    if hasattr(world_for(world), "understanding"):  # the judge is the model: does a variant keep it?
+        split, seed = ("test", args.test_seeds[0]) if args.test_seeds else ("val", first)
+        understood = [understanding(cfg.model.path, cfg, world, split, seed, limit,
+                                    args.out / f"base-understanding-{split}.json")]
+        for name in args.variants:
+            accuracies = [understanding(v.export, cfg, world, split, seed, limit,
+                                        v.out_dir / f"understanding-{split}.json") for v in variants if v.name == name]
+            understood.append(sum(accuracies) / len(accuracies))
+    header, rows = table_rows(runs, test=tests, understanding=understood)
     write_tables(args.out, header, rows)
     atomic_write_json(timings_file, {"variant_seconds": timings, "total_seconds_last_call": time.time() - t0})
     print((args.out / "ablation.md").read_text())
+
+
+def understanding(checkpoint: Path | str, cfg, world: str, split: str, seed: int, limit: int | None,
+                  out: Path) -> float:
+    """The checkpoint's balanced understanding accuracy on the world's questions about renders of the split's
+    prompts (seconds: no images are drawn), kept in `out` so a rerun reads it back."""
+    if not out.is_file():
+        model = load_model(checkpoint, cfg, DistInfo(0, 1, 0, None))
+        prompts = [it.prompt for it in world_for(world).prompts(split, limit)]
+        atomic_write_json(out, world_for(world).understanding(model, prompts, seed=seed))
+    return read_json(out, "delete it: the ablation measures it again")["balanced_accuracy"]
 
 
 def runnable(recipe: str, variants: list[Variant], named: list[str]) -> list[Variant]:

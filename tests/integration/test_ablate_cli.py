@@ -51,6 +51,10 @@ def test_two_variant_ablation(tiny_checkpoint, tmp_path):
         "evaluation-seed spread", "training-seed spread", "vs base (paired 95%)", "test", "test vs base (paired 95%)",
         "minutes"))
     assert all(0 <= float(row[test]) <= 1 for row in cells[2:]) and not cells[2][test_versus]
+    # Understanding on the test split's questions: both variants freeze the judge, so every run keeps the base's.
+    understood = cells[0].index("understanding")
+    assert 0 <= float(cells[2][understood]) <= 1 and {row[understood] for row in cells[2:]} == {cells[2][understood]}
+    assert json.loads((tmp_path / "ablate" / "srum-seed5" / "understanding-test.json").read_text())["n_questions"] > 0
     assert all(re.fullmatch(r"[+-]\d\.\d{3} \[[+-]\d\.\d{3}, [+-]\d\.\d{3}\]", row[test_versus]) for row in cells[3:])
     assert all(row[spread] for row in cells[2:]) and all(row[trained] for row in cells[3:])  # spreads in every row
     # Each run against the base, paired over prompts (delta [low, high]), and its wall time; the base has neither.
