@@ -29,7 +29,7 @@ from tqdm import tqdm  # noqa: E402
 
 from srum.config import load_config  # noqa: E402
 from srum.evaluation.bootstrap import paired_bootstrap  # noqa: E402
-from srum.evaluation.repair import held_tokens, repaint_guide  # noqa: E402
+from srum.evaluation.repair import accepted, held_tokens, repaint_guide  # noqa: E402
 from srum.pipeline import load_model  # noqa: E402
 from srum.records import GenerateFolder, ScoreFolder  # noqa: E402
 from srum.utils.dist import DistInfo  # noqa: E402
@@ -57,13 +57,14 @@ def main() -> None:
         sys.exit(f"repair.py: {args.run}: generate.prompts={cfg.generate.prompts!r} is not a prompt world, so there "
                  "is no exact judge to score the re-drawn images")
     rd = args.run / f"round{args.round}"
-    for stage, folder in (("generate", GenerateFolder(rd / "generate")), ("score", ScoreFolder(rd / "score"))):
+    drawn, judged = GenerateFolder(rd / "generate"), ScoreFolder(rd / "score")
+    for stage, folder in (("generate", drawn), ("score", judged)):
         if not folder.finished():
             sys.exit(f"repair.py: {rd / stage}: no finished chunk (did round {args.round} reach its {stage} stage?)")
-    rows, latents = GenerateFolder(rd / "generate").all_rows_and_latents()
+    rows, latents = drawn.all_rows_and_latents()
     latent_of = {r.job: x for r, x in zip(rows, latents)}
-    failed = [j for j in ScoreFolder(rd / "score").all_rows()
-              if j.truth is not None and j.truth < 1.0 and any(s is not None and s > 0 for s in j.region_scores)]
+    failed = [j for j in judged.all_rows()
+              if j.truth is not None and j.truth < 1.0 and any(accepted(s) for s in j.region_scores)]
     if not failed:
         sys.exit(f"repair.py: {rd / 'score'}: no image below a perfect score with a region its judge accepted")
     chosen = failed[::max(len(failed) // args.limit, 1)][:args.limit]
@@ -81,6 +82,7 @@ def main() -> None:
         known = model.latents_to_tokens(torch.stack([latent_of[j.job] for j in batch]))
         keep = torch.stack([held_tokens(j.boxes, j.region_scores, size, grid) for j in batch])
         held += keep.float().mean(dim=1).tolist()
+        rejected = [any(accepted(s) is False for s in j.region_scores) for j in batch]  # a wrong object in it
         for t in range(args.tries):
             seeds = [args.seed + args.tries * (b * args.batch_size + i) + t for i in range(len(batch))]
             for mode in MODES:
@@ -88,8 +90,7 @@ def main() -> None:
                 images = model.sample_images(prompts, seeds, *size, guide=guide).images
                 for i, (j, s) in enumerate(zip(batch, world.truth(images, prompts))):
                     scores[mode].append({"category": "repair", "index": b * args.batch_size + i, "try": t,
-                                         "score": float(s), "original": j.truth,
-                                         "rejected": any(x is not None and x <= 0 for x in j.region_scores)})
+                                         "score": float(s), "original": j.truth, "rejected": rejected[i]})
                 if t == 0 and b == 0:
                     pictures[mode] = images[:16]
     summary = {"images": len(chosen), "tries": args.tries, "failed_in_round": len(failed),
@@ -102,7 +103,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_json(args.out / "summary.json", summary)
     row_of = {r.job: r for r in rows}
-    originals = [Image.open(GenerateFolder(rd / "generate").image_path(row_of[j.job])).convert("RGB")
+    originals = [Image.open(drawn.image_path(row_of[j.job])).convert("RGB")
                  for j in batches[0][:16]]
     with atomic_path(args.out / "grid.png") as tmp:
         _grid([originals, pictures["held"], pictures["fresh"]]).save(tmp, format="PNG")

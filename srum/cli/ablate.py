@@ -29,6 +29,7 @@ from srum.ablation import VARIANTS, Variant, expand, load_evaluated, shared_samp
 from srum.config import ConfigError, load_config
 from srum.pipeline import load_model
 from srum.utils.artifacts import read_json
+from srum.worlds.interface import World
 from srum.worlds.registry import WORLDS, is_world, world_for
 from srum.utils.dist import DistInfo, free_port
 from srum.utils.io import atomic_write_json
@@ -88,7 +89,9 @@ def main(argv: list[str] | None = None) -> None:
         if timings_file.is_file() else {}
     variants = runnable(args.recipe, expand(args.variants, args.out, [*overrides, *eval_overrides], args.reseed,
                                             cfg.train.rounds), args.named)
-    args.variants = list(dict.fromkeys(v.name for v in variants))
+    by_name: dict[str, list[Variant]] = {}  # each variant's training runs, in the variants' order
+    for v in variants:
+        by_name.setdefault(v.name, []).append(v)
     for v in variants:
         if v.done:
             logger.info("run=%s done, skipped", v.out_dir.name)
@@ -113,8 +116,7 @@ def main(argv: list[str] | None = None) -> None:
 
     runs = [load_evaluated("base", [[evaluate(cfg.model.path, args.out / f"base-seed{seed}", seed)
                                      for seed in args.eval_seeds]])]
-    for name in args.variants:
-        trained = [v for v in variants if v.name == name]
+    for name, trained in by_name.items():
         seconds = [timings[v.out_dir.name] for v in trained if v.out_dir.name in timings]
         scores = [[v.scores, *[evaluate(v.export, v.extra_eval_dir(s), s) for s in more]] for v in trained]
         runs.append(load_evaluated(name, scores, sum(seconds) / len(seconds) / 60 if seconds else None))
@@ -122,17 +124,19 @@ def main(argv: list[str] | None = None) -> None:
     if args.test_seeds:  # the held-out split, after every val number is in
         tests = [load_evaluated("base", [[evaluate(cfg.model.path, args.out / f"base-test-seed{s}", s, "test")
                                           for s in args.test_seeds]])]
-        for name in args.variants:
+        for name, trained in by_name.items():
             tests.append(load_evaluated(name, [[evaluate(v.export, v.test_eval_dir(s), s, "test")
-                                                for s in args.test_seeds] for v in variants if v.name == name]))
+                                                for s in args.test_seeds] for v in trained]))
     understood = None
-    if hasattr(world_for(world), "understanding"):  # the judge is the model: does a variant keep it?
+    prompt_world = world_for(world)
+    if hasattr(prompt_world, "understanding"):  # the judge is the model: does a variant keep it?
         split, seed = ("test", args.test_seeds[0]) if args.test_seeds else ("val", first)
-        understood = [understanding(cfg.model.path, cfg, world, split, seed, limit,
+        prompts = [it.prompt for it in prompt_world.prompts(split, limit)]
+        understood = [understanding(cfg.model.path, cfg, prompt_world, prompts, seed,
                                     args.out / f"base-understanding-{split}.json")]
-        for name in args.variants:
-            accuracies = [understanding(v.export, cfg, world, split, seed, limit,
-                                        v.out_dir / f"understanding-{split}.json") for v in variants if v.name == name]
+        for trained in by_name.values():
+            accuracies = [understanding(v.export, cfg, prompt_world, prompts, seed,
+                                        v.out_dir / f"understanding-{split}.json") for v in trained]
             understood.append(sum(accuracies) / len(accuracies))
     header, rows = table_rows(runs, test=tests, understanding=understood)
     write_tables(args.out, header, rows)
@@ -140,14 +144,12 @@ def main(argv: list[str] | None = None) -> None:
     print((args.out / "ablation.md").read_text())
 
 
-def understanding(checkpoint: Path | str, cfg, world: str, split: str, seed: int, limit: int | None,
-                  out: Path) -> float:
-    """The checkpoint's balanced understanding accuracy on the world's questions about renders of the split's
-    prompts (seconds: no images are drawn), kept in `out` so a rerun reads it back."""
+def understanding(checkpoint: Path | str, cfg, world: World, prompts: list[str], seed: int, out: Path) -> float:
+    """The checkpoint's balanced understanding accuracy on the world's questions about renders of `prompts`
+    (seconds: no images are drawn), kept in `out` so a rerun reads it back."""
     if not out.is_file():
         model = load_model(checkpoint, cfg, DistInfo(0, 1, 0, None))
-        prompts = [it.prompt for it in world_for(world).prompts(split, limit)]
-        atomic_write_json(out, world_for(world).understanding(model, prompts, seed=seed))
+        atomic_write_json(out, world.understanding(model, prompts, seed=seed))
     return read_json(out, "delete it: the ablation measures it again")["balanced_accuracy"]
 
 

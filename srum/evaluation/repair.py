@@ -26,17 +26,23 @@ def repaint_guide(known: torch.Tensor, keep: torch.Tensor) -> Guide:
     return guide
 
 
+def accepted(score: float | None, above: float = 0.0) -> bool | None:
+    """A region's verdict: correct above `above` (as binarized rewards read a score), wrong at or below it, None
+    where it was not judged."""
+    return None if score is None else score > above
+
+
 def region_tokens(boxes: list[list[int]], scores: list[float | None], size: tuple[int, int],
-                  grid: tuple[int, int], above: float = 0.0, accepted: bool = True) -> torch.Tensor:
-    """(grid_h·grid_w,) bool, row-major like the latent tokens: the tokens whose pixel cell overlaps a box judged
-    above `above` (correct, as binarized rewards read a score), or with `accepted=False` one judged at or below it;
-    unjudged boxes (None) are neither. Boxes are pixel x1, y1, x2, y2 on an image of `size` = (height, width)."""
+                  grid: tuple[int, int], above: float = 0.0, verdict: bool = True) -> torch.Tensor:
+    """(grid_h·grid_w,) bool, row-major like the latent tokens: the tokens whose pixel cell overlaps a box whose
+    `accepted` verdict is `verdict` (correct, or with False wrong); unjudged boxes are neither. Boxes are pixel x1,
+    y1, x2, y2 on an image of `size` = (height, width)."""
     (h, w), (gh, gw) = size, grid
     if h % gh or w % gw:
         raise ValueError(f"image size {size} is not a whole number of latent cells {grid}")
     pixels = torch.zeros(h, w, dtype=torch.bool)
     for box, score in zip(boxes, scores):
-        if score is not None and (score > above) == accepted and (mask := support_mask(box, h, w)) is not None:
+        if accepted(score, above) is verdict and (mask := support_mask(box, h, w)) is not None:
             pixels |= mask
     return pixels.reshape(gh, h // gh, gw, w // gw).any(dim=3).any(dim=1).reshape(-1)
 
@@ -46,4 +52,4 @@ def held_tokens(boxes: list[list[int]], scores: list[float | None], size: tuple[
     """The tokens to hold: those of accepted regions that touch no rejected one, so that no part of a wrong object
     is kept where boxes overlap."""
     return (region_tokens(boxes, scores, size, grid, above)
-            & ~region_tokens(boxes, scores, size, grid, above, accepted=False))
+            & ~region_tokens(boxes, scores, size, grid, above, verdict=False))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from srum.evaluation.repair import held_tokens, region_tokens, repaint_guide
+from srum.evaluation.repair import accepted, held_tokens, region_tokens, repaint_guide
 from srum.models.bagel.config import BagelConfig
 from srum.models.bagel.model import Bagel
 from srum.models.bagel.sampling import GuidanceParams
@@ -18,6 +18,7 @@ PROMPTS = ["a red circle", "a blue square left of a green circle"]
 
 
 def test_region_tokens_by_hand():
+    assert [accepted(s) for s in (0.5, 0.0, -1.0, None)] == [True, False, False, None]
     # An 8 × 8 image on a 2 × 2 grid: cells of 4 × 4 pixels, tokens row-major (0 1 / 2 3).
     def held(boxes, scores, above=0.0):
         return region_tokens(boxes, scores, (8, 8), (2, 2), above).tolist()
@@ -29,7 +30,7 @@ def test_region_tokens_by_hand():
     assert held([[3, 3, 5, 5]], [0.5], above=0.6) == [False] * 4
     assert held([[0, 0, 8, 8], [4, 4, 8, 8]], [-1.0, None], above=-2.0) == [True] * 4
     assert region_tokens([[0, 0, 3, 3], [4, 4, 8, 8], [0, 4, 3, 8]], [1.0, -1.0, None], (8, 8), (2, 2),
-                         accepted=False).tolist() == [False, False, False, True]  # the rejected one alone
+                         verdict=False).tolist() == [False, False, False, True]  # the rejected one alone
     # Held: the accepted regions' tokens less those a rejected region touches (here the token both share).
     assert held_tokens([[0, 0, 8, 3], [3, 0, 5, 8]], [1.0, -1.0], (8, 8), (2, 2)).tolist() == [False] * 4
     assert held_tokens([[0, 0, 8, 3], [4, 4, 8, 8]], [1.0, -1.0], (8, 8), (2, 2)).tolist() == [True, True, False,
