@@ -52,9 +52,12 @@ class OracleScorer:
     def judge(self, images: list[Image.Image], prompts: list[str],
               regions_per_image: list[list[Region]]) -> list[Judgement]:
         out = []
+        parsed: dict[int, list[oracle.Detected]] = {}  # by image identity: `images` keeps every image alive
         for image, prompt, regions in zip(images, prompts, regions_per_image, strict=True):
             spec = parse_prompt(prompt)
-            explanation = oracle.explain(image, spec, self.ignore)
+            if id(image) not in parsed:  # an image judged under several prompts (hindsight) is parsed once
+                parsed[id(image)] = oracle.parse_image(image)
+            explanation = oracle.check(parsed[id(image)], spec, self.ignore)
             fits = [oracle.fits_prompt(o, spec, self.ignore) for o in explanation.objects]
             shape = (image.height, image.width)
             scores: list[float | None] = [region_verdict(r, explanation.objects, fits, shape) for r in regions]

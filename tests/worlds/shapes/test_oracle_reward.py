@@ -80,3 +80,21 @@ def test_oracle_judge_gives_its_reasons():
     assert d["score"] == 1 / 3
     assert [ok for _, ok in d["requirements"]] == [True, False, False]  # red circle; green square; the relation
     assert d["requirements"][0][0].startswith("object: ") and len(d["seen"]) == 2
+
+
+def test_oracle_parses_an_image_judged_under_many_prompts_once(monkeypatch):
+    from srum.worlds.shapes import oracle
+
+    image, other = render(SCENE, 64), render(Scene((Obj("triangle", "green", x=0.5, y=0.5, size=0.4),)), 64)
+    red, blue = _box_of_colour(image, 0), _box_of_colour(image, 2)
+    regions = [Region(red, None, 1), Region(blue, None, 1)]
+    prompts = [PROMPT, "a red circle on the left of a blue square", "a red square", "a green triangle"]
+    alone = [OracleScorer().judge([im], [p], [regions])[0]
+             for im, p in zip([image, image, image, other], prompts)]
+    calls = []
+    parse = oracle.parse_image
+    monkeypatch.setattr(oracle, "parse_image", lambda im: calls.append(im) or parse(im))
+    together = OracleScorer().judge([image, image, image, other], prompts, [regions] * 4)
+    assert len(calls) == 2  # one parse per distinct image
+    assert [(j.global_score, j.region_scores) for j in together] == [(j.global_score, j.region_scores) for j in alone]
+    assert [j.global_score for j in together] == [2 / 3 - 1, 1.0, -1.0, 1.0]  # by hand: 1/3, all, none, all met
